@@ -1,0 +1,135 @@
+"""Load official WHAM checkpoints (``wham_vit_w_3dpw.pth.tar``, ``wham_vit_bedlam_w_3dpw.pth.tar``).
+
+The trainer saves ``{'epoch', 'model', 'performance', 'optimizer'}`` with ``model`` the
+network's state_dict. Loading here is strict on every non-``smpl.*`` key (unknown,
+missing or mis-shaped keys raise :class:`CheckpointError` listing them). As in the
+official loader, ``smpl.*`` tensors stored in the checkpoint override the body-model
+files, except the smplx default-pose parameters and the evaluation regressors,
+which the demo drops; a warning names every buffer whose values differ.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from wham_ros.errors import CheckpointError
+from wham_ros.model.body_model import load_body_model
+from wham_ros.model.network import WhamNetwork
+
+log = logging.getLogger(__name__)
+
+#: entries the official demo loader drops before loading (batch-5184 defaults, old regressors)
+DEMO_DROPPED_KEYS = frozenset({
+    "smpl.body_pose", "smpl.betas", "smpl.global_orient", "smpl.J_regressor_extra", "smpl.J_regressor_eval",
+})
+_MAX_LISTED = 25
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_checkpoint` did with the ``smpl.*`` entries."""
+
+    smpl_overridden: list[str] = field(default_factory=list)
+    smpl_differing: list[str] = field(default_factory=list)
+    smpl_ignored: list[str] = field(default_factory=list)
+
+
+def _listing(names: list[str]) -> str:
+    names = sorted(names)
+    shown = ", ".join(names[:_MAX_LISTED])
+    return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """The ``model`` state_dict of a checkpoint file, read with ``weights_only=True`` on the CPU.
+
+    A bare state_dict (name -> tensor) is accepted too. Raises :class:`CheckpointError`
+    for missing, truncated, corrupt or foreign files.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path!r}: the file is corrupt, truncated or not a torch checkpoint "
+            f"({type(exc).__name__}: {first})") from exc
+    return extract_state_dict(ckpt, path)
+
+
+def extract_state_dict(ckpt: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    if isinstance(ckpt, Mapping) and "model" in ckpt and isinstance(ckpt["model"], Mapping):
+        sd = ckpt["model"]
+    elif isinstance(ckpt, Mapping) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        sd = ckpt
+    else:
+        keys = list(ckpt)[:10] if isinstance(ckpt, Mapping) else type(ckpt).__name__
+        hint = " (this looks like a Lightning checkpoint of another model, e.g. HMR2.0)" if (
+            isinstance(ckpt, Mapping) and "state_dict" in ckpt) else ""
+        raise CheckpointError(f"{source}: no WHAM 'model' state_dict found (top level: {keys}){hint}")
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{source}: entries that are not tensors: {_listing(bad)}")
+    return dict(sd)
+
+
+def load_checkpoint(net: WhamNetwork, checkpoint: str | Mapping[str, torch.Tensor]) -> LoadReport:
+    """Load a checkpoint path or state_dict into ``net`` (strict on non-``smpl.*`` keys)."""
+    source = checkpoint if isinstance(checkpoint, str) else "state_dict"
+    sd = read_state_dict(checkpoint) if isinstance(checkpoint, str) else extract_state_dict(checkpoint, source)
+    own = net.state_dict()
+    net_keys = {k for k in own if not k.startswith("smpl.")}
+    ck_keys = {k for k in sd if not k.startswith("smpl.")}
+    missing, unexpected = net_keys - ck_keys, ck_keys - net_keys
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys: {_listing(list(missing))}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys: {_listing(list(unexpected))}")
+        hint = " - this is not a WHAM (ViT, demo configuration) checkpoint" if len(missing) > len(net_keys) // 2 else ""
+        raise CheckpointError(f"{source}: " + "; ".join(parts) + hint)
+    wrong = [f"{k} {tuple(sd[k].shape)} (expected {tuple(own[k].shape)})"
+             for k in sorted(net_keys) if sd[k].shape != own[k].shape]
+    if wrong:
+        raise CheckpointError(f"{source}: wrong shapes: {_listing(wrong)}")
+    not_float = [k for k in net_keys if not sd[k].is_floating_point()]
+    if not_float:
+        raise CheckpointError(f"{source}: non-floating-point weights: {_listing(not_float)}")
+    non_finite = [k for k in net_keys if not torch.isfinite(sd[k]).all()]
+    if non_finite:
+        raise CheckpointError(f"{source}: NaN or inf in {_listing(non_finite)}")
+
+    report = LoadReport()
+    new_sd = {k: sd[k].to(own[k].dtype) for k in net_keys}
+    for k in sorted(k for k in sd if k.startswith("smpl.")):
+        if k in DEMO_DROPPED_KEYS or k not in own or sd[k].shape != own[k].shape:
+            report.smpl_ignored.append(k)
+            continue
+        value = sd[k].to(own[k].dtype)
+        if not torch.equal(value, own[k]):
+            report.smpl_differing.append(k)
+        report.smpl_overridden.append(k)
+        new_sd[k] = value
+    if report.smpl_differing:
+        log.warning("%s: checkpoint smpl.* tensors differ from the body-model files and take precedence "
+                    "(as in the official loader): %s", source, ", ".join(report.smpl_differing))
+    if report.smpl_ignored:
+        log.info("%s: ignored smpl.* entries: %s", source, ", ".join(report.smpl_ignored))
+    net.load_state_dict(new_sd, strict=False)
+    return report
+
+
+def build_network(checkpoint: str | Mapping[str, torch.Tensor], body_model_dir: str,
+                  device: str | torch.device = "cpu") -> WhamNetwork:
+    """Body model from ``body_model_dir`` + WHAM weights from ``checkpoint``, in eval mode on ``device``."""
+    net = WhamNetwork(load_body_model(body_model_dir))
+    load_checkpoint(net, checkpoint)
+    return net.to(device).eval()

@@ -1,0 +1,53 @@
+"""Recurrent regressor and neural initialisation: the two building blocks of every WHAM stage."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: LSTM state: (h, c), each (n_layers, B, hidden)
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+class Regressor(nn.Module):
+    """Unidirectional LSTM over ``concat(input, *inits)`` with one linear head per output.
+
+    Heads are named ``declayer{i}`` and have no activation (contact scores
+    included). Between LSTM layers dropout 0.3 acts only in training mode.
+    """
+
+    def __init__(self, in_dim: int, hid_dim: int, out_dims: list[int], init_dim: int, n_layers: int) -> None:
+        super().__init__()
+        self.n_outs = len(out_dims)
+        self.rnn = nn.LSTM(in_dim + init_dim, hid_dim, n_layers, batch_first=True, dropout=0.3)
+        for i, d in enumerate(out_dims):
+            head = nn.Linear(hid_dim, d)
+            nn.init.xavier_uniform_(head.weight, gain=0.01)
+            setattr(self, f"declayer{i}", head)
+
+    def forward(
+        self, x: torch.Tensor, inits: tuple[torch.Tensor, ...], state: LSTMState | None
+    ) -> tuple[list[torch.Tensor], torch.Tensor, LSTMState]:
+        """x (B, T, in_dim), inits each (B, T, d_i) -> ([head_i (B, T, out_i)], top output (B, T, hid), state)."""
+        y, state = self.rnn(torch.cat((x, *inits), dim=-1), state)
+        return [getattr(self, f"declayer{i}")(y) for i in range(self.n_outs)], y, state
+
+
+class NeuralInitialization(nn.Module):
+    """Maps a per-track vector to the initial LSTM state (h0, c0).
+
+    (B, 1, in_dim) -> Linear(H) -> ReLU -> Linear(H*L) -> ReLU -> Linear(2*L*H),
+    viewed as (B, 2, L, H) and split into h0, c0 of shape (L, B, H).
+    """
+
+    def __init__(self, in_dim: int, hid_dim: int, n_layers: int) -> None:
+        super().__init__()
+        self.n_layers, self.hid_dim = n_layers, hid_dim
+        self.linear1 = nn.Linear(in_dim, hid_dim)
+        self.linear2 = nn.Linear(hid_dim, hid_dim * n_layers)
+        self.linear3 = nn.Linear(hid_dim * n_layers, 2 * n_layers * hid_dim)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> LSTMState:
+        out = self.linear3(self.relu(self.linear2(self.relu(self.linear1(x)))))
+        out = out.view(x.shape[0], 2, self.n_layers, self.hid_dim).permute(1, 2, 0, 3)
+        return out[0].contiguous(), out[1].contiguous()
