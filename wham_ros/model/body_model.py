@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import smplx
 import torch
-from smplx.lbs import lbs
+from smplx.lbs import batch_rigid_transform, blend_shapes, lbs
 from smplx.utils import Struct
 
 from wham_ros.errors import BodyModelError
@@ -158,7 +158,7 @@ class BodyOutput:
     offset (N, 3): the hip midpoint that was subtracted.
     """
 
-    vertices: torch.Tensor
+    vertices: torch.Tensor | None
     joints: torch.Tensor
     feet: torch.Tensor
     offset: torch.Tensor
@@ -184,6 +184,29 @@ class BodyModel(smplx.SMPL):
             )
         for name, arr in regressors.items():
             self.register_buffer(name, torch.as_tensor(np.asarray(arr, dtype=np.float32)))
+        self.refresh_joint_subset()
+
+    @torch.no_grad()
+    def refresh_joint_subset(self) -> None:
+        """Precompute what :meth:`get_joints` needs: the vertices the WHAM and feet regressors read.
+
+        Call again after changing any body-model buffer (checkpoint loading does).
+        """
+        support = torch.nonzero((self.J_regressor_wham != 0).any(0) | (self.J_regressor_feet != 0).any(0))[:, 0]
+        V = self.num_vertices
+        derived = {
+            "_sub_index": support,
+            "_sub_v_template": self.v_template[support],
+            "_sub_shapedirs": self.shapedirs[support],
+            "_sub_posedirs": self.posedirs.view(-1, V, 3)[:, support].reshape(self.posedirs.shape[0], -1),
+            "_sub_weights": self.lbs_weights[support],
+            "_sub_J_wham": self.J_regressor_wham[:, support],
+            "_sub_J_feet": self.J_regressor_feet[:, support],
+            "_J_template": self.J_regressor @ self.v_template,
+            "_J_shapedirs": torch.einsum("jv,vcb->jcb", self.J_regressor, self.shapedirs),
+        }
+        for name, value in derived.items():
+            self.register_buffer(name, value.contiguous(), persistent=False)
 
     @property
     def num_vertices(self) -> int:
@@ -201,6 +224,27 @@ class BodyModel(smplx.SMPL):
         feet = torch.einsum("jv,nvc->njc", self.J_regressor_feet, verts)
         offset = joints[:, list(HIP_JOINTS)].mean(dim=1, keepdim=True)
         return BodyOutput(verts - offset, joints - offset, feet - offset, offset[:, 0])
+
+    def get_joints(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor) -> BodyOutput:
+        """:meth:`get_output` without the mesh (``vertices`` is None), skinning only the regressed vertices.
+
+        Same values as :meth:`get_output` up to float rounding; several times cheaper
+        per body because the pose blend shapes of the whole mesh are skipped.
+        """
+        N = betas.shape[0]
+        rot = torch.cat((global_orient, body_pose), dim=1)
+        v_shaped = self._sub_v_template + blend_shapes(betas, self._sub_shapedirs)
+        J = self._J_template + blend_shapes(betas, self._J_shapedirs)
+        eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+        pose_feature = (rot[:, 1:] - eye).reshape(N, -1)
+        v_posed = v_shaped + (pose_feature @ self._sub_posedirs).view(N, -1, 3)
+        _, A = batch_rigid_transform(rot, J, self.parents)
+        T = (self._sub_weights @ A.view(N, NUM_SMPL_JOINTS, 16)).view(N, -1, 4, 4)
+        verts = (T[..., :3, :3] @ v_posed.unsqueeze(-1)).squeeze(-1) + T[..., :3, 3]
+        joints = torch.einsum("jv,nvc->njc", self._sub_J_wham, verts)
+        feet = torch.einsum("jv,nvc->njc", self._sub_J_feet, verts)
+        offset = joints[:, list(HIP_JOINTS)].mean(dim=1, keepdim=True)
+        return BodyOutput(None, joints - offset, feet - offset, offset[:, 0])
 
 
 def _load_regressor(path: str, rows: int, num_vertices: int) -> np.ndarray:

@@ -124,6 +124,7 @@ def load_checkpoint(net: WhamNetwork, checkpoint: str | Mapping[str, torch.Tenso
     if report.smpl_ignored:
         log.info("%s: ignored smpl.* entries: %s", source, ", ".join(report.smpl_ignored))
     net.load_state_dict(new_sd, strict=False)
+    net.smpl.refresh_joint_subset()
     return report
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from wham_ros.errors import InputError
-from wham_ros.geometry.rotations import matrix_to_rot6d, rot6d_to_matrix, rot_x
+from wham_ros.geometry.rotations import rot6d_to_matrix, rot_x
 from wham_ros.model import kinematics as K
 from wham_ros.model.flip import average_flipped
 from wham_ros.model.network import D_FEAT, WhamNetwork
@@ -108,7 +108,7 @@ def decode_trajectory(
     net: WhamNetwork, context: torch.Tensor, init_root: torch.Tensor, cam_angvel: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Trajectory decoder -> (root (B, T+1, 6) with entry 0 = init_root, vel (B, T, 3))."""
-    root, state = init_root, None
+    root, state = init_root, net.trajectory_decoder.regressor.zero_state(context.shape[0], context)
     roots, vels = [init_root], []
     for t in range(context.shape[1]):
         vel, root, state = net.trajectory_decoder.step(context[:, t : t + 1], root, cam_angvel[:, t : t + 1], state)
@@ -141,7 +141,7 @@ def finish(
     rot = rot6d_to_matrix(motion.pose.reshape(B * T, 24, 6))
     body = net.smpl.get_output(rot[:, :1], rot[:, 1:], motion.betas.reshape(B * T, 10))
     trans_cam = K.full_camera_translation(
-        motion.cam, bbox, cam_intrinsics[:, :1, 0, 0].expand(B, T), res[:, None].expand(B, T, 2))
+        motion.cam, bbox, cam_intrinsics[:, :1, 0, 0].expand(B, T), res[:, None].expand(B, T, 2) / 2.0)
 
     root_R = rot6d_to_matrix(root)                          # (B, T+1, 3, 3), entry 0 = init_root
     vel_world = (root_R[:, :-1] @ vel.unsqueeze(-1)).squeeze(-1)
@@ -236,5 +236,3 @@ def flip_eval_forward(
     averaged = MotionOutputs(pose, betas, motion.cam, contact)
     return finish(net, averaged, root, vel, context, i["cam_intrinsics"], i["bbox"], i["res"], return_y_up)
 
-
-__all__ = ["wham_forward", "flip_eval_forward", "integrator_residual", "validate_inputs", "matrix_to_rot6d"]

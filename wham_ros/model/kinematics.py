@@ -15,18 +15,19 @@ TRAIN_FPS = 30.0
 
 
 def full_camera_translation(
-    cam: torch.Tensor, bbox: torch.Tensor, focal: torch.Tensor, res: torch.Tensor
+    cam: torch.Tensor, bbox: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor
 ) -> torch.Tensor:
     """Weak-perspective (s, tx, ty) of the box crop -> camera-frame hip-midpoint translation (CLIFF).
 
     cam (..., 3), bbox (..., 3) = [cx, cy, s] with box side 200*s px, focal (...),
-    res (..., 2) = [W, H] -> (..., 3) metres.
+    principal (..., 2) principal point in px (the official code uses the image centre
+    [W/2, H/2]) -> (..., 3) metres.
     """
     s, tx, ty = cam.unbind(-1)
     cx, cy, b = bbox[..., 0], bbox[..., 1], bbox[..., 2] * 200.0
     bs = b * s + 1e-9
     tz = 2.0 * focal / bs
-    return torch.stack((tx + 2.0 * (cx - res[..., 0] / 2.0) / bs, ty + 2.0 * (cy - res[..., 1] / 2.0) / bs, tz), -1)
+    return torch.stack((tx + 2.0 * (cx - principal[..., 0]) / bs, ty + 2.0 * (cy - principal[..., 1]) / bs, tz), -1)
 
 
 def world_feet(

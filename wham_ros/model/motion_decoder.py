@@ -34,5 +34,5 @@ class MotionDecoder(nn.Module):
         self, context: torch.Tensor, pose_prev: torch.Tensor, state: LSTMState
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, LSTMState]:
         """context (B, 1, 563), p_{t-1} (B, 1, 144) -> (pose, betas, cam, contact, state), each (B, 1, .)."""
-        (pose, betas, cam, contact), _, state = self.regressor(context, (pose_prev,), state)
+        (pose, betas, cam, contact), _, state = self.regressor.step(context, (pose_prev,), state)
         return pose, betas, cam, contact, state

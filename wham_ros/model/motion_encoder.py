@@ -35,5 +35,5 @@ class MotionEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, LSTMState]:
         """One frame: x (B, 1, 37), k_{t-1} (B, 1, 51) -> (context (B, 1, 563), k_t (B, 1, 51), state)."""
         e = self.pos_drop(self.embed_layer(x))
-        (kp,), o, state = self.regressor(e, (kp_prev,), state)
+        (kp,), o, state = self.regressor.step(e, (kp_prev,), state)
         return torch.cat((o, kp), dim=-1), kp, state

@@ -31,6 +31,35 @@ class Regressor(nn.Module):
         y, state = self.rnn(torch.cat((x, *inits), dim=-1), state)
         return [getattr(self, f"declayer{i}")(y) for i in range(self.n_outs)], y, state
 
+    def zero_state(self, batch: int, like: torch.Tensor) -> LSTMState:
+        """All-zero (h, c) for ``batch`` sequences, on ``like``'s device and dtype."""
+        z = like.new_zeros(self.rnn.num_layers, batch, self.rnn.hidden_size)
+        return z, z.clone()
+
+    def step(
+        self, x: torch.Tensor, inits: tuple[torch.Tensor, ...], state: LSTMState
+    ) -> tuple[list[torch.Tensor], torch.Tensor, LSTMState]:
+        """One time step, x (B, 1, in_dim): same result as :meth:`forward` with T = 1.
+
+        Written as explicit LSTM cells (gates i, f, g, o, as torch orders them) because
+        torch's oneDNN LSTM re-packs its weights on every call, which makes single
+        steps about twice as slow as the cell arithmetic itself.
+        """
+        inp = torch.cat((x, *inits), dim=-1)[:, 0]
+        h0, c0 = state
+        hs, cs = [], []
+        for layer in range(self.rnn.num_layers):
+            gates = torch.addmm(getattr(self.rnn, f"bias_ih_l{layer}"), inp, getattr(self.rnn, f"weight_ih_l{layer}").t())
+            gates = torch.addmm(gates, h0[layer], getattr(self.rnn, f"weight_hh_l{layer}").t())
+            gates = gates + getattr(self.rnn, f"bias_hh_l{layer}")
+            i, f, g, o = gates.chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c0[layer] + torch.sigmoid(i) * torch.tanh(g)
+            inp = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(inp)
+            cs.append(c)
+        y = inp.unsqueeze(1)
+        return [getattr(self, f"declayer{i}")(y) for i in range(self.n_outs)], y, (torch.stack(hs), torch.stack(cs))
+
 
 class NeuralInitialization(nn.Module):
     """Maps a per-track vector to the initial LSTM state (h0, c0).

@@ -20,8 +20,8 @@ class TrajectoryDecoder(nn.Module):
         self.regressor = Regressor(d_context, d_context, [3, 6], 12, n_layers)
 
     def step(
-        self, context: torch.Tensor, root_prev: torch.Tensor, cam_angvel: torch.Tensor, state: LSTMState | None
+        self, context: torch.Tensor, root_prev: torch.Tensor, cam_angvel: torch.Tensor, state: LSTMState
     ) -> tuple[torch.Tensor, torch.Tensor, LSTMState]:
         """context (B, 1, 563), r_{t-1} (B, 1, 6), a_t (B, 1, 6) -> (v_t (B, 1, 3), r_t (B, 1, 6), state)."""
-        (vel, root), _, state = self.regressor(context, (root_prev, cam_angvel), state)
+        (vel, root), _, state = self.regressor.step(context, (root_prev, cam_angvel), state)
         return vel, root, state

@@ -23,3 +23,10 @@ class TrajectoryRefiner(nn.Module):
         """context (B, T, 575), root (B, T, 6), vel (B, T, 3) -> (Delta r, Delta v, state)."""
         (d_root, d_vel), _, state = self.refiner(context, (root, vel), state)
         return d_root, d_vel, state
+
+    def step(
+        self, context: torch.Tensor, root: torch.Tensor, vel: torch.Tensor, state: LSTMState
+    ) -> tuple[torch.Tensor, torch.Tensor, LSTMState]:
+        """One frame of :meth:`forward`: inputs (B, 1, .)."""
+        (d_root, d_vel), _, state = self.refiner.step(context, (root, vel), state)
+        return d_root, d_vel, state

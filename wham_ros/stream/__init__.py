@@ -1,0 +1,5 @@
+"""Online multi-track WHAM engine and causal input builders (no ROS needed)."""
+from wham_ros.stream.engine import StepResult, StreamEngine
+from wham_ros.stream.state import FrameInput, FrameOutput, TrackInit
+
+__all__ = ["FrameInput", "FrameOutput", "StepResult", "StreamEngine", "TrackInit"]
