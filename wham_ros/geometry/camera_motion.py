@@ -18,6 +18,7 @@ z forward); IMU-frame rates are rotated by the IMU->camera extrinsic.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import deque
 from dataclasses import dataclass
 
@@ -140,8 +141,9 @@ class GyroIntegrator:
         if self._stamps[0] > t_a + tol or self._stamps[-1] < t_b - tol:
             return False
         s = list(self._stamps)
-        window = s[max(bisect.bisect_left(s, t_a) - 1, 0): bisect.bisect_right(s, t_b) + 1]
-        return all(b - a <= self.max_gap for a, b in zip(window, window[1:]))
+        window = s[max(bisect.bisect_right(s, t_a) - 1, 0): bisect.bisect_left(s, t_b) + 1]
+        # only gaps overlapping (t_a, t_b) matter
+        return all(b - a <= self.max_gap for a, b in itertools.pairwise(window) if a < t_b and b > t_a)
 
     def _rate_at(self, stamps: list[float], t: float) -> torch.Tensor:
         i = bisect.bisect_right(stamps, t)
@@ -165,7 +167,7 @@ class GyroIntegrator:
         stamps = list(self._stamps)
         knots = [t_a] + [s for s in stamps if t_a < s < t_b] + [t_b]
         R = torch.eye(3, dtype=torch.float64)
-        for a, b in zip(knots, knots[1:]):
+        for a, b in itertools.pairwise(knots):
             if b > a:
                 R = R @ axis_angle_to_matrix(self._rate_at(stamps, 0.5 * (a + b)) * (b - a))
         return R

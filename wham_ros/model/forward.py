@@ -92,7 +92,9 @@ def integrator_residual(features: torch.Tensor, policy: str) -> torch.Tensor:
     raise InputError(f"unknown integrator residual policy {policy!r}; use one of {RESIDUAL_POLICIES}")
 
 
-def encode(net: WhamNetwork, x: torch.Tensor, mask: torch.Tensor, init_kp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def encode(
+    net: WhamNetwork, x: torch.Tensor, mask: torch.Tensor, init_kp: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Motion encoder over a sequence -> (context (B, T, 563), kp3d (B, T, 51))."""
     xm = net.mask_keypoints(x, mask)
     state, kp = net.motion_encoder.init_state(init_kp)

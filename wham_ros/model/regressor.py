@@ -49,9 +49,9 @@ class Regressor(nn.Module):
         h0, c0 = state
         hs, cs = [], []
         for layer in range(self.rnn.num_layers):
-            gates = torch.addmm(getattr(self.rnn, f"bias_ih_l{layer}"), inp, getattr(self.rnn, f"weight_ih_l{layer}").t())
-            gates = torch.addmm(gates, h0[layer], getattr(self.rnn, f"weight_hh_l{layer}").t())
-            gates = gates + getattr(self.rnn, f"bias_hh_l{layer}")
+            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
+            gates = torch.addmm(getattr(self.rnn, f"bias_ih_l{layer}"), inp, w_ih.t())
+            gates = torch.addmm(gates, h0[layer], w_hh.t()) + getattr(self.rnn, f"bias_hh_l{layer}")
             i, f, g, o = gates.chunk(4, dim=-1)
             c = torch.sigmoid(f) * c0[layer] + torch.sigmoid(i) * torch.tanh(g)
             inp = torch.sigmoid(o) * torch.tanh(c)

@@ -110,7 +110,8 @@ class StreamEngine:
         state = TrackState(
             frames=0, enc=enc, kp_prev=kp, traj=net.trajectory_decoder.regressor.zero_state(1, init_kp),
             root_prev=init_root, dec=dec, pose_prev=pose,
-            refiner=net.trajectory_refiner.refiner.zero_state(1, init_kp), root_ref_prev=init_root[:, 0], trans_world=torch.zeros(1, 3, device=dev, dtype=dt),
+            refiner=net.trajectory_refiner.refiner.zero_state(1, init_kp), root_ref_prev=init_root[:, 0],
+            trans_world=torch.zeros(1, 3, device=dev, dtype=dt),
             trans_world_ref=torch.zeros(1, 3, device=dev, dtype=dt),
             feet_world_prev=torch.zeros(1, 4, 3, device=dev, dtype=dt),
             feet_body_prev=torch.zeros(1, 4, 3, device=dev, dtype=dt), feature_prev=None,
@@ -202,7 +203,7 @@ class StreamEngine:
         net = self.net
         states = [self._tracks[i] for i in ids]
         B = len(ids)
-        cat = lambda key: torch.cat([p[key] for p in prepared], 0)  # noqa: E731
+        cat = lambda key: torch.cat([p[key] for p in prepared], 0)
         feats = [self._feature(s, p.get("feature"), False) for s, p in zip(states, prepared)]
         feature = torch.cat([f[0] for f in feats], 0)
         residual = torch.tensor([f[1] for f in feats], device=self.device).view(B, 1, 1)
@@ -265,7 +266,7 @@ class StreamEngine:
             out_t = (self._y_up @ trans_world_ref.unsqueeze(-1)).squeeze(-1)
 
         outputs = {}
-        cpu = lambda t: t.detach().to("cpu")  # noqa: E731
+        cpu = lambda t: t.detach().to("cpu")
         for b, (tid, state) in enumerate(zip(ids, states)):
             for name, value in new.items():
                 setattr(state, name, split_state(value, b))

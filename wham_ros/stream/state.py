@@ -130,3 +130,27 @@ def split_state(value: torch.Tensor | LSTMState, index: int) -> torch.Tensor | L
 
 
 STATE_FIELDS = tuple(f.name for f in fields(TrackState))
+
+
+def stack_outputs(frames: list[FrameOutput], init_root: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A track's streamed frames as the official batch output dict (batch 1, official key names and shapes).
+
+    ``init_root`` (6,) supplies entry 0 of ``poses_root_r6d*``. ``verts_cam`` is included
+    when the frames carry vertices.
+    """
+    def st(name: str) -> torch.Tensor:
+        return torch.stack([getattr(f, name) for f in frames])
+
+    root0 = torch.as_tensor(init_root, dtype=torch.float32).reshape(1, 6)
+    roots = torch.cat((root0, st("pose_root")))[None]
+    out = {
+        "pose": st("pose")[None], "betas": st("betas")[None], "cam": st("cam")[None], "contact": st("contact")[None],
+        "poses_root_cam": st("poses_root_cam")[:, None], "poses_body": st("poses_body"), "trans_cam": st("trans_cam"),
+        "feet": st("feet")[None], "poses_root_r6d": roots, "pose_root": roots, "vel_root": st("vel_root")[None],
+        "poses_root_r6d_refined": torch.cat((root0, st("pose_root_refined")))[None],
+        "vel_root_refined": st("vel_root_refined")[None], "poses_root_world": st("poses_root_world")[None],
+        "trans_world": st("trans_world")[None],
+    }
+    if frames and frames[0].verts_cam is not None:
+        out["verts_cam"] = st("verts_cam")
+    return out

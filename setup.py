@@ -1,0 +1,24 @@
+"""pip install path for wham_ros (no ROS needed): the Python package and the ``wham-ros`` command.
+
+ROS users build the same tree with colcon/ament_cmake (see CMakeLists.txt), which also
+generates the ``wham_ros.msg`` interfaces; CMake ignores this file.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="wham_ros",
+    version="0.1.0",
+    description="WHAM (world-grounded humans with accurate motion) online, for ROS 2",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["wham_ros", "wham_ros.*"]),
+    install_requires=[
+        # torch is not pinned here: install the CPU wheel first (pip install torch==2.13.0),
+        # otherwise pip may pull a multi-GB CUDA build.
+        "torch>=2.3",
+        "numpy>=1.26",
+        "smplx==0.1.28",
+    ],
+    extras_require={"test": ["pytest>=8", "ruff>=0.6"]},
+    entry_points={"console_scripts": ["wham-ros = wham_ros.cli:main"]},
+)
