@@ -21,6 +21,7 @@ import torch
 from wham_ros.errors import CheckpointError
 from wham_ros.model.body_model import load_body_model
 from wham_ros.model.network import WhamNetwork
+from wham_ros.model.precision import set_precision
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +126,16 @@ def load_checkpoint(net: WhamNetwork, checkpoint: str | Mapping[str, torch.Tenso
         log.info("%s: ignored smpl.* entries: %s", source, ", ".join(report.smpl_ignored))
     net.load_state_dict(new_sd, strict=False)
     net.smpl.refresh_joint_subset()
+    set_precision(net, "fp32")
     return report
 
 
 def build_network(checkpoint: str | Mapping[str, torch.Tensor], body_model_dir: str,
-                  device: str | torch.device = "cpu") -> WhamNetwork:
-    """Body model from ``body_model_dir`` + WHAM weights from ``checkpoint``, in eval mode on ``device``."""
+                  device: str | torch.device = "cpu", precision: str = "fp32") -> WhamNetwork:
+    """Body model from ``body_model_dir`` + WHAM weights from ``checkpoint``, in eval mode on ``device``.
+
+    ``precision``: ``fp32`` (exact) or ``fp16`` step weights (see ``wham_ros.model.precision``).
+    """
     net = WhamNetwork(load_body_model(body_model_dir))
     load_checkpoint(net, checkpoint)
-    return net.to(device).eval()
+    return set_precision(net.to(device).eval(), precision)

@@ -21,10 +21,16 @@ class Integrator(nn.Module):
         self.relu2 = nn.ReLU()
         self.dr2 = nn.Dropout(0.1)
         self.layer3 = nn.Linear(hid_channel, out_channel)
+        #: layer1..3 with reduced-precision weights (``model.precision``)
+        self.fast_layers: list | None = None
 
     def forward(self, context: torch.Tensor, feature: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """context (B, T, 563), feature (B, T, 1024), residual (B, T, 1) bool -> (B, T, 563)."""
         x = torch.cat((context, feature), dim=-1)
+        if self.fast_layers is not None:
+            l1, l2, l3 = self.fast_layers
+            y = l3(torch.relu(l2(torch.relu(l1(x.reshape(-1, x.shape[-1]))))))
+            return torch.where(residual, y.view(*x.shape[:-1], -1) + context, y.view(*x.shape[:-1], -1))
         x = self.dr1(self.relu1(self.layer1(x)))
         x = self.dr2(self.relu2(self.layer2(x)))
         x = self.layer3(x)

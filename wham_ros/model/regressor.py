@@ -23,6 +23,8 @@ class Regressor(nn.Module):
             head = nn.Linear(hid_dim, d)
             nn.init.xavier_uniform_(head.weight, gain=0.01)
             setattr(self, f"declayer{i}", head)
+        #: per-layer (input, hidden) gate products with reduced-precision weights (``model.precision``)
+        self.fast_cells: list | None = None
 
     def forward(
         self, x: torch.Tensor, inits: tuple[torch.Tensor, ...], state: LSTMState | None
@@ -49,9 +51,13 @@ class Regressor(nn.Module):
         h0, c0 = state
         hs, cs = [], []
         for layer in range(self.rnn.num_layers):
-            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
-            gates = torch.addmm(getattr(self.rnn, f"bias_ih_l{layer}"), inp, w_ih.t())
-            gates = torch.addmm(gates, h0[layer], w_hh.t()) + getattr(self.rnn, f"bias_hh_l{layer}")
+            if self.fast_cells is not None:
+                ih, hh = self.fast_cells[layer]
+                gates = ih(inp) + hh(h0[layer])
+            else:
+                w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"weight_hh_l{layer}")
+                gates = torch.addmm(getattr(self.rnn, f"bias_ih_l{layer}"), inp, w_ih.t())
+                gates = torch.addmm(gates, h0[layer], w_hh.t()) + getattr(self.rnn, f"bias_hh_l{layer}")
             i, f, g, o = gates.chunk(4, dim=-1)
             c = torch.sigmoid(f) * c0[layer] + torch.sigmoid(i) * torch.tanh(g)
             inp = torch.sigmoid(o) * torch.tanh(c)

@@ -1,0 +1,171 @@
+"""``wham-ros`` command line.
+
+``wham-ros selftest`` is the main job on embedded defaults: it needs no downloads.
+It checks the core against the official WHAM reference outputs when the parity
+fixtures are present, then runs the online engine on a synthetic multi-person
+stream (tracks joining and leaving) with a generated body model and weights,
+checks it against the batch entry point, and prints per-frame timings.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+
+def _compare(ref: dict, mine: dict, rtol: float = 1e-5) -> tuple[bool, list[str]]:
+    atol = {"feet": 5e-5, "trans_cam": 2e-5, "trans_world": 2e-5, "vel_root": 5e-6, "vel_root_refined": 5e-6}
+    ok, lines = True, []
+    for k, r in ref.items():
+        m = mine[k]
+        d = (m.double() - r.double()).abs()
+        good = tuple(m.shape) == tuple(r.shape) and bool((d <= atol.get(k, 1e-5) + rtol * r.double().abs()).all())
+        ok &= good
+        lines.append(f"    {k:24s} {'ok  ' if good else 'FAIL'} max|diff| {float(d.max()):.2e}")
+    return ok, lines
+
+
+def _parity(folder: str) -> bool:
+    """Batch and streaming, plain and flip-eval, against the official outputs in ``folder``."""
+    from wham_ros.model import build_network, flip_eval_forward, wham_forward
+    from wham_ros.stream import FrameInput, StreamEngine, TrackInit, stack_outputs
+
+    sys.path.insert(0, folder)
+    import wham_parity_weights
+
+    net = build_network(wham_parity_weights.make_state_dict(7), os.path.join(folder, "body_models"))
+    d = torch.load(os.path.join(folder, "inputs.pt"), weights_only=True)
+    i, fi = d["inputs"], d["flipped_inputs"]
+    all_ok = True
+    for flip in (False, True):
+        ref = torch.load(os.path.join(folder, "outputs_flip_eval.pt" if flip else "outputs.pt"), weights_only=True)
+        batch = flip_eval_forward(net, i, fi, return_y_up=True) if flip else wham_forward(net, **i, return_y_up=True)
+        engine = StreamEngine(net, flip_eval=flip, return_y_up=True, with_vertices=True)
+        engine.add_track(0, TrackInit(i["init_kp"], i["init_smpl"], i["init_root"], fi["init_kp"], fi["init_smpl"]))
+        frames = []
+        for t in range(i["x"].shape[1]):
+            frame = FrameInput(i["x"][0, t], i["mask"][0, t], i["cam_angvel"][0, t], i["bbox"][0, t],
+                               i["cam_intrinsics"][0, 0, 0, 0], i["res"][0], i["features"][0, t],
+                               fi["x"][0, t], fi["mask"][0, t], fi["features"][0, t])
+            frames.append(engine.step({0: frame}).outputs[0])
+        stream = stack_outputs(frames, i["init_root"])
+        for name, out in (("batch", batch), ("stream", stream)):
+            out = dict(out)
+            out["verts_cam_sub"] = out.pop("verts_cam")[:, ::50]
+            ok, lines = _compare(ref, out)
+            all_ok &= ok
+            print(f"  {'flip-eval' if flip else 'plain':9s} {name:6s}: {'PASS' if ok else 'FAIL'}")
+            if not ok:
+                print("\n".join(lines))
+    return all_ok
+
+
+def _synthetic_stream(frames: int, seed: int) -> bool:
+    """Tracks joining and leaving a synthetic stream; streamed outputs vs the batch entry point."""
+    from wham_ros.geometry.rotations import axis_angle_to_matrix, matrix_to_rot6d
+    from wham_ros.model import build_network, wham_forward
+    from wham_ros.model.synthetic import make_test_state_dict, write_body_model
+    from wham_ros.stream import FrameInput, StreamEngine, TrackInit, stack_outputs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        net = build_network(make_test_state_dict(seed), write_body_model(tmp))
+    g = torch.Generator().manual_seed(seed)
+    spans = {1: (0, frames), 2: (frames // 4, frames), 3: (frames // 3, 2 * frames // 3)}
+    data = {}
+    for tid, (a, b) in spans.items():
+        T = b - a
+        root = axis_angle_to_matrix(torch.tensor([torch.pi, 0.0, 0.0]))
+        x = (torch.rand(1, T, 37, generator=g) * 2 - 1) * 0.8
+        x[..., 34:] = torch.tensor([0.1 * tid - 0.2, 0.0, 0.5])
+        data[tid] = {
+            "x": x, "mask": torch.rand(1, T, 17, generator=g) < 0.1, "features": torch.randn(1, T, 1024, generator=g),
+            "init_kp": torch.cat((torch.randn(1, 1, 51, generator=g) * 0.3, x[:, :1]), -1),
+            "init_smpl": matrix_to_rot6d(torch.cat((root[None], torch.eye(3).expand(23, 3, 3)))).reshape(1, 1, 24, 6),
+            "init_root": matrix_to_rot6d(root).reshape(1, 1, 6),
+            "cam_angvel": torch.zeros(1, T, 6),
+            "cam_intrinsics": torch.tensor([[[[1468.6, 0, 640], [0, 1468.6, 360], [0, 0, 1.0]]]]),
+            "bbox": torch.tensor([640.0, 360.0, 1.6]).expand(1, T, 3).clone(), "res": torch.tensor([[1280.0, 720.0]]),
+        }
+    engine = StreamEngine(net)
+    got: dict[int, list] = {tid: [] for tid in spans}
+    times = []
+    for t in range(frames):
+        for tid, (a, b) in spans.items():
+            if t == a:
+                i = data[tid]
+                engine.add_track(tid, TrackInit(i["init_kp"], i["init_smpl"], i["init_root"]))
+            if t == b:
+                engine.remove_track(tid)
+        step = {}
+        for tid, (a, b) in spans.items():
+            if a <= t < b:
+                i, k = data[tid], t - a
+                step[tid] = FrameInput(i["x"][0, k], i["mask"][0, k], i["cam_angvel"][0, k], i["bbox"][0, k],
+                                       1468.6, i["res"][0], i["features"][0, k])
+        start = time.perf_counter()
+        result = engine.step(step)
+        times.append((len(step), time.perf_counter() - start))
+        for tid, out in result.outputs.items():
+            got[tid].append(out)
+    ok = True
+    for tid, i in data.items():
+        ref = wham_forward(net, **i)
+        ref.pop("verts_cam")
+        good, lines = _compare(ref, stack_outputs(got[tid], i["init_root"]))
+        ok &= good
+        a, b = spans[tid]
+        print(f"  track {tid} (frames {a}-{b - 1}): streamed == batch: {'PASS' if good else 'FAIL'}")
+        if not good:
+            print("\n".join(lines))
+    for n in sorted({n for n, _ in times}):
+        ms = sorted(1e3 * s for m, s in times if m == n)
+        print(f"  step with {n} track(s): median {ms[len(ms) // 2]:.1f} ms over {len(ms)} frames")
+    return ok
+
+
+def selftest(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    ok = True
+    parity = args.parity or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "parity")
+    if os.path.isfile(os.path.join(parity, "inputs.pt")):
+        print(f"official WHAM parity ({os.path.abspath(parity)}):")
+        ok &= _parity(parity)
+    else:
+        print(f"official WHAM parity: skipped (no fixtures at {os.path.abspath(parity)}; use --parity DIR)")
+    print(f"online engine on a synthetic stream ({args.frames} frames, generated body model and weights):")
+    ok &= _synthetic_stream(args.frames, args.seed)
+    print("selftest", "PASSED" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+def make_body_model(args: argparse.Namespace) -> int:
+    from wham_ros.model.synthetic import write_body_model
+
+    print("wrote", write_body_model(args.out, official_encoding=args.official_encoding))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wham-ros", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("selftest", help="parity with official WHAM + streaming check on embedded defaults")
+    p.add_argument("--parity", help="folder with the WHAM parity fixtures (default: ../shared/parity)")
+    p.add_argument("--frames", type=int, default=45)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on 2 cores)")
+    p.set_defaults(func=selftest)
+    p = sub.add_parser("make-body-model", help="write a synthetic SMPL-structured body model folder (not SMPL)")
+    p.add_argument("out")
+    p.add_argument("--official-encoding", action="store_true", help="chumpy/scipy-style pickle like the SMPL release")
+    p.set_defaults(func=make_body_model)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
