@@ -131,12 +131,38 @@ def deviation(mode: str, threads: int) -> None:
     print("        " + ", ".join(f"{k} {v:.2%}" for k, v in rel.items()))
 
 
+def memory_child(folder: str, tracks: int) -> None:
+    """Runs in a fresh process: load the network from files, step ``tracks`` tracks, print peak RSS."""
+    torch.set_num_threads(1)
+    net = build_network(os.path.join(folder, "ckpt.pth.tar"), folder)
+    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    step_ms(net, tracks, 10, "cpu")
+    print(f"{loaded:.0f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+
+
+def peak_memory(tracks: int) -> tuple[float, float]:
+    """(peak RSS after loading, peak RSS after stepping) in MiB, measured in a fresh process."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_body_model(tmp)
+        torch.save({"model": make_test_state_dict(0)}, os.path.join(tmp, "ckpt.pth.tar"))
+        out = subprocess.run([sys.executable, __file__, "--memory-child", tmp, "--tracks", str(tracks)],
+                             capture_output=True, text=True, check=True).stdout.split()
+    return float(out[-2]), float(out[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--memory-child", help=argparse.SUPPRESS)
+    ap.add_argument("--tracks", type=int, default=16, help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="fewer frames (for a smoke run)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", default="1,2", help="torch thread counts to try (CPU)")
     args = ap.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.tracks)
+        return
     frames = 10 if args.quick else 40
     device = args.device
     if device == "cuda":
@@ -165,8 +191,12 @@ def main() -> None:
     engine.add_track(0, TrackInit(i["init_kp"], i["init_smpl"], i["init_root"]))
     print(f"\nmemory: per-track state {state_bytes(engine, 0) / 1024:.1f} KiB; "
           f"parameters {sum(p.numel() * p.element_size() for p in net.parameters()) / 2**20:.0f} MiB + "
-          f"buffers {sum(b.numel() * b.element_size() for b in net.buffers()) / 2**20:.0f} MiB; "
-          f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+          f"buffers {sum(b.numel() * b.element_size() for b in net.buffers()) / 2**20:.0f} MiB")
+    if device == "cpu":
+        for n in (1, 16):
+            loaded, stepped = peak_memory(n)
+            print(f"  fresh process, checkpoint + body model loaded: peak RSS {loaded:.0f} MiB; "
+                  f"after stepping {n} track(s): {stepped:.0f} MiB")
     if device == "cuda":
         print(f"  CUDA peak allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
     else:
