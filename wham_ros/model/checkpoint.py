@@ -109,7 +109,7 @@ def load_checkpoint(net: WhamNetwork, checkpoint: str | Mapping[str, torch.Tenso
         raise CheckpointError(f"{source}: NaN or inf in {_listing(non_finite)}")
 
     report = LoadReport()
-    new_sd = {k: sd[k].to(own[k].dtype) for k in net_keys}
+    new_sd = {k: sd[k].to(own[k].dtype).contiguous() for k in net_keys}
     for k in sorted(k for k in sd if k.startswith("smpl.")):
         if k in DEMO_DROPPED_KEYS or k not in own or sd[k].shape != own[k].shape:
             report.smpl_ignored.append(k)
@@ -124,7 +124,8 @@ def load_checkpoint(net: WhamNetwork, checkpoint: str | Mapping[str, torch.Tenso
                     "(as in the official loader): %s", source, ", ".join(report.smpl_differing))
     if report.smpl_ignored:
         log.info("%s: ignored smpl.* entries: %s", source, ", ".join(report.smpl_ignored))
-    net.load_state_dict(new_sd, strict=False)
+    # assign: take the loaded tensors as they are (the network may have been built on the meta device)
+    net.load_state_dict(new_sd, strict=False, assign=True)
     net.smpl.refresh_joint_subset()
     set_precision(net, "fp32")
     return report
@@ -136,6 +137,8 @@ def build_network(checkpoint: str | Mapping[str, torch.Tensor], body_model_dir: 
 
     ``precision``: ``fp32`` (exact) or ``fp16`` step weights (see ``wham_ros.model.precision``).
     """
-    net = WhamNetwork(load_body_model(body_model_dir))
+    body_model = load_body_model(body_model_dir)
+    with torch.device("meta"):          # no memory or time spent on random initial weights
+        net = WhamNetwork(body_model)
     load_checkpoint(net, checkpoint)
     return set_precision(net.to(device).eval(), precision)
