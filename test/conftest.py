@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 
 import pytest
@@ -14,6 +15,11 @@ PARITY = os.path.join(SHARED, "parity")
 sys.path.insert(0, HERE)
 
 torch.set_num_threads(1)
+
+# ROS 2 tests talk over shared memory only, on a domain of their own (read at rclpy.init()).
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.path.join(HERE, "fastdds_shm.xml"))
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 200)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
 def parity_cases() -> list[str]:
