@@ -1,0 +1,51 @@
+"""The front-end interface the pipeline and the node use, whatever model runs behind it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+#: COCO-17 keypoint names, WHAM's 2D input order
+COCO_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+              "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+              "right_knee", "left_ankle", "right_ankle")
+
+
+@dataclass
+class InitialBody:
+    """A first-frame SMPL estimate for a new track (e.g. HMR2.0's), camera frame."""
+
+    global_orient: np.ndarray     # (3, 3)
+    body_pose: np.ndarray         # (23, 3, 3)
+    betas: np.ndarray             # (10,)
+
+
+@dataclass
+class Detection:
+    """One person in one image.
+
+    keypoints (17, 3): COCO-17 [x, y, confidence] in pixels of the full image.
+    bbox (4,): x_min, y_min, x_max, y_max in pixels.
+    feature (1024,): HMR2.0 image feature, when the front end computes one.
+    flipped_feature: the same for the mirrored crop (flip evaluation).
+    initial_body: first-frame body estimate, when the front end computes one.
+    """
+
+    keypoints: np.ndarray
+    bbox: np.ndarray
+    score: float = 1.0
+    feature: np.ndarray | None = None
+    flipped_feature: np.ndarray | None = None
+    initial_body: InitialBody | None = None
+    extras: dict = field(default_factory=dict)
+
+
+class PoseEstimator(Protocol):
+    """Detects people and their 2D keypoints in an RGB image (H, W, 3) uint8."""
+
+    name: str
+
+    def __call__(self, rgb: np.ndarray, stamp: float) -> list[Detection]: ...
+
+    def reset(self) -> None: ...

@@ -1,0 +1,169 @@
+"""Image in, people out: pose estimator -> tracker -> causal inputs -> online WHAM (no ROS needed).
+
+The node (``wham_ros.ros``) and the offline tools drive this one class. A person's
+WHAM state starts once its track is confirmed (``tracked``), steps only in frames
+where it is observed, and is dropped when the tracker declares the track dead.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from wham_ros.geometry.frames import Transform, WorldPose, place_in_wham_world, place_with_camera_pose
+from wham_ros.geometry.rotations import axis_angle_to_matrix, rot6d_to_matrix
+from wham_ros.model.network import WhamNetwork
+from wham_ros.perception.base import Detection, InitialBody, PoseEstimator
+from wham_ros.perception.tracker import Track, Tracker, TrackState
+from wham_ros.stream import FrameOutput, StreamEngine
+from wham_ros.stream.inputs import TrackInputBuilder, make_track_init
+
+log = logging.getLogger(__name__)
+
+TRAIN_FPS = 30.0
+#: floor of the reported velocity standard deviation (m/s)
+VELOCITY_STD_FLOOR = 0.05
+
+
+def default_initial_body(keypoints: np.ndarray) -> InitialBody:
+    """A standing body with arms lowered, facing the camera or away from it (from the shoulders' order).
+
+    Used when the front end gives no first-frame body estimate (no HMR2.0): WHAM's
+    neural initialisation then starts from a plausible upright pose instead of zeros.
+    """
+    facing_camera = keypoints[5, 0] >= keypoints[6, 0]        # the left shoulder appears on the image's right
+    upright = np.diag([1.0, -1.0, -1.0]) if facing_camera else np.diag([-1.0, -1.0, 1.0])
+    aa = torch.zeros(23, 3, dtype=torch.float64)
+    aa[15, 2], aa[16, 2] = -1.2, 1.2                           # SMPL joints 16/17 (shoulders): arms down
+    return InitialBody(upright, axis_angle_to_matrix(aa).numpy(), np.zeros(10))
+
+
+@dataclass
+class PersonResult:
+    """One person in one frame, ready to publish."""
+
+    track_id: int
+    state: TrackState
+    age: int
+    time_since_seen: float
+    detection: Detection
+    output: FrameOutput | None         # None for tentative tracks and lost frames
+    world: WorldPose | None
+    velocity: np.ndarray               # (3,) m/s in the output world
+    velocity_cov: np.ndarray           # (3, 3)
+
+
+@dataclass
+class _TrackContext:
+    builder: TrackInputBuilder
+    last_output: FrameOutput | None = None
+    last_world: WorldPose | None = None
+    last_trans_wham: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    innovation_var: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+
+class HumanPipeline:
+    """Runs the whole per-image chain and keeps every person's state.
+
+    net: loaded WHAM network; estimator: a :class:`PoseEstimator`; tracker: a :class:`Tracker`.
+    use_camera_intrinsics: use CameraInfo's focal length and principal point for the camera
+    translation (True) or the official sqrt(W^2 + H^2) and image centre (False).
+    """
+
+    def __init__(self, net: WhamNetwork, estimator: PoseEstimator, tracker: Tracker | None = None, *,
+                 box_window: int = 5, use_camera_intrinsics: bool = True, flip_eval: bool = False) -> None:
+        self.net, self.estimator = net, estimator
+        self.tracker = tracker or Tracker()
+        self.engine = StreamEngine(net, flip_eval=flip_eval)
+        self.box_window, self.use_camera_intrinsics, self.flip_eval = box_window, use_camera_intrinsics, flip_eval
+        self._contexts: dict[int, _TrackContext] = {}
+        self.skipped_frames = 0
+
+    def reset(self) -> None:
+        """Forget everyone (time jump, camera switch)."""
+        self.tracker.reset()
+        self.engine.reset()
+        self.estimator.reset()
+        self._contexts.clear()
+
+    @property
+    def active_tracks(self) -> int:
+        return len(self.engine)
+
+    def _builder(self, res: tuple[int, int], focal: float | None, principal: tuple[float, float] | None):
+        if not self.use_camera_intrinsics:
+            focal = principal = None
+        return TrackInputBuilder(res, focal=focal, principal=principal, box_window=self.box_window,
+                                 flip_eval=self.flip_eval)
+
+    def process(self, rgb: np.ndarray, stamp: float, cam_angvel: np.ndarray, *, focal: float | None = None,
+                principal: tuple[float, float] | None = None,
+                world_from_camera: Transform | None = None) -> list[PersonResult]:
+        """One image: detect, track, advance WHAM for every confirmed person, place them in the world.
+
+        cam_angvel (6,): camera rotation from the previous image to this one (zeros for a static camera).
+        world_from_camera: TF world <- optical frame at this stamp; None places each person in its own
+        gravity-aligned WHAM world (turned z-up).
+        """
+        h, w = rgb.shape[:2]
+        detections = self.estimator(rgb, stamp)
+        tracks = self.tracker.update(detections, stamp)
+        for dead in self.tracker.dead:
+            self.engine.remove_track(dead)
+            self._contexts.pop(dead, None)
+        frames, confirmed = {}, []
+        for track in tracks:
+            if track.state == TrackState.TENTATIVE or not track.matched_now:
+                continue
+            ctx = self._contexts.get(track.id)
+            if ctx is None:
+                ctx = self._contexts[track.id] = _TrackContext(self._builder((w, h), focal, principal))
+            det = track.detection
+            frame = ctx.builder.frame(det.keypoints, torch.as_tensor(cam_angvel, dtype=torch.float32),
+                                      None if det.feature is None else torch.as_tensor(det.feature),
+                                      None if det.flipped_feature is None else torch.as_tensor(det.flipped_feature))
+            if frame is None:
+                continue
+            if track.id not in self.engine:
+                body = det.initial_body or default_initial_body(det.keypoints)
+                self.engine.add_track(track.id, make_track_init(
+                    self.net.smpl, torch.as_tensor(body.global_orient), torch.as_tensor(body.body_pose),
+                    torch.as_tensor(body.betas), frame.x, use_features=det.feature is not None))
+            frames[track.id] = frame
+            confirmed.append(track)
+        result = self.engine.step(frames)
+        self.skipped_frames += len(result.skipped)
+        people = []
+        for track in tracks:
+            ctx = self._contexts.get(track.id)
+            out = result.outputs.get(track.id)
+            if out is not None and ctx is not None:
+                self._update_world(ctx, out, world_from_camera)
+            people.append(self._result(track, ctx, out, stamp))
+        return people
+
+    def _update_world(self, ctx: _TrackContext, out: FrameOutput, world_from_camera: Transform | None) -> None:
+        root_wham = rot6d_to_matrix(out.pose_root_refined.double()).numpy()
+        trans_wham = out.trans_world.double().numpy()
+        if world_from_camera is None:
+            world = place_in_wham_world(root_wham, trans_wham)
+        else:
+            world = place_with_camera_pose(out.poses_root_cam.double().numpy(), out.trans_cam.double().numpy(),
+                                           root_wham, world_from_camera)
+        velocity = world.R_world_wham @ (trans_wham - ctx.last_trans_wham) * TRAIN_FPS
+        innovation = velocity - ctx.velocity
+        if out.frame_index > 0:
+            ctx.innovation_var = 0.9 * ctx.innovation_var + 0.1 * innovation ** 2
+        ctx.velocity, ctx.last_trans_wham = velocity, trans_wham
+        ctx.last_output, ctx.last_world = out, world
+
+    def _result(self, track: Track, ctx: _TrackContext | None, out: FrameOutput | None, stamp: float) -> PersonResult:
+        if ctx is None or ctx.last_output is None:
+            return PersonResult(track.id, track.state, track.age, stamp - track.last_seen, track.detection, None, None,
+                                np.zeros(3), np.eye(3) * 1e6)
+        cov = np.diag(np.maximum(ctx.innovation_var, VELOCITY_STD_FLOOR ** 2))
+        return PersonResult(track.id, track.state, track.age, stamp - track.last_seen, track.detection,
+                            out if out is not None else ctx.last_output, ctx.last_world, ctx.velocity.copy(), cov)
