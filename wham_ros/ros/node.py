@@ -1,0 +1,412 @@
+"""The wham_ros lifecycle node: camera + IMU in; humans, meshes, TF and diagnostics out.
+
+configure: loads the body model, the WHAM checkpoint and the front end, creates publishers.
+activate: subscribes and starts the worker. Callbacks never block: the newest image
+waits in a one-slot mailbox for the worker, older ones are dropped and counted.
+"""
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu
+from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import MarkerArray
+
+from wham_ros.errors import WhamError
+from wham_ros.geometry.camera_motion import GyroIntegrator, angvel_from_delta
+from wham_ros.geometry.frames import Transform
+from wham_ros.geometry.tf_buffer import TransformBuffer, TransformLookupError
+from wham_ros.model import build_network
+from wham_ros.msg import HumanArray, MeshTopology
+from wham_ros.perception.tracker import Tracker
+from wham_ros.pipeline import HumanPipeline
+from wham_ros.ros import messages as M
+from wham_ros.ros.convert import (
+    ConversionError,
+    camera_info_to_model,
+    compressed_to_rgb,
+    image_to_rgb,
+    imu_to_sample,
+    stamp_to_sec,
+)
+from wham_ros.ros.params import PARAMS
+
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def make_estimator(kind: str, max_people: int):
+    if kind == "embedded":
+        from wham_ros.perception.mediapipe_pose import MediaPipePose
+
+        return MediaPipePose(max_people=max_people)
+    raise WhamError(f"front_end {kind!r} is not available in this build (use 'embedded')")
+
+
+class Counters:
+    """Thread-safe event counters and rate/latency windows for diagnostics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: collections.Counter = collections.Counter()
+        self.latency: collections.deque = collections.deque(maxlen=300)
+        self.arrivals = {k: collections.deque(maxlen=200) for k in ("image", "imu", "camera_info")}
+
+    def inc(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += n
+
+    def arrived(self, key: str) -> None:
+        with self._lock:
+            self.arrivals[key].append(time.monotonic())
+
+    def rate(self, key: str) -> float:
+        with self._lock:
+            a = list(self.arrivals[key])
+        return (len(a) - 1) / (a[-1] - a[0]) if len(a) > 1 and a[-1] > a[0] else 0.0
+
+
+class WhamNode(LifecycleNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("wham_node", **kwargs)
+        for p in PARAMS:
+            desc = ParameterDescriptor(description=p.description + (f" (one of {', '.join(p.choices)})"
+                                                                    if p.choices else ""))
+            if p.low is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
+                desc.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=1)]
+            elif p.low is not None:
+                desc.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high))]
+            self.declare_parameter(p.name, p.default, desc)
+        self.declare_parameter("autostart", True, ParameterDescriptor(
+            description="configure and activate at start-up (False: wait for lifecycle transitions)"))
+        self.stats = Counters()
+        self._mailbox_lock = threading.Lock()
+        self._mailbox = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._camera = None
+        self._camera_error = ""
+        self._gyro = GyroIntegrator()
+        self._imu_frame = ""
+        self._tf = TransformBuffer()
+        self._last_stamp: float | None = None
+        self._last_marker = 0.0
+        self._status = {}
+        self.pipeline: HumanPipeline | None = None
+        self._subs, self._pubs = [], {}
+
+    # ------------------------------------------------------------------ parameters
+    def p(self, name: str):
+        return self.get_parameter(name).value
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            for p in PARAMS:
+                if p.choices and self.p(p.name) not in p.choices:
+                    raise WhamError(f"parameter {p.name}={self.p(p.name)!r} is not one of {p.choices}")
+            if not self.p("checkpoint") or not self.p("body_model_dir"):
+                raise WhamError("parameters 'checkpoint' and 'body_model_dir' are required")
+            torch.set_num_threads(int(self.p("torch_threads")))
+            net = build_network(self.p("checkpoint"), self.p("body_model_dir"), device=self.p("device"),
+                                precision=self.p("precision"))
+            estimator = make_estimator(self.p("front_end"), int(self.p("max_tracks")))
+        except (WhamError, OSError, RuntimeError, ValueError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        tracker = Tracker(birth_frames=int(self.p("birth_frames")), max_missed=int(self.p("max_missed_frames")),
+                          max_tracks=int(self.p("max_tracks")))
+        self.pipeline = HumanPipeline(net, estimator, tracker, box_window=int(self.p("box_window")),
+                                      use_camera_intrinsics=bool(self.p("use_camera_info_intrinsics")),
+                                      flip_eval=bool(self.p("flip_eval")))
+        faces = net.smpl.faces_tensor.cpu().numpy()
+        self._faces = M.decimated_faces(faces, int(self.p("marker_faces")))
+        self._gyro = GyroIntegrator(max_gap=float(self.p("imu_max_gap")))
+        self._tf = TransformBuffer(tolerance=float(self.p("tf_tolerance")))
+        self._pubs = {
+            "humans": self.create_lifecycle_publisher(HumanArray, "humans", 10),
+            "markers": self.create_lifecycle_publisher(MarkerArray, "humans/markers", 2),
+            "mesh": self.create_lifecycle_publisher(MeshTopology, "humans/mesh_faces", LATCHED),
+            "tf": self.create_lifecycle_publisher(TFMessage, "/tf", TF_QOS),
+            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
+        }
+        self._mesh_msg = MeshTopology(num_vertices=int(net.smpl.num_vertices),
+                                      faces=faces.reshape(-1).astype(np.uint32).tolist())
+        self._diag_timer = self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics)
+        self.get_logger().info(f"configured: {estimator.name}, model on {self.p('device')} ({self.p('precision')})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        image_qos = QoSProfile(depth=int(self.p("image_qos_depth")), history=HistoryPolicy.KEEP_LAST,
+                               reliability=ReliabilityPolicy.BEST_EFFORT if self.p("image_qos_reliability") ==
+                               "best_effort" else ReliabilityPolicy.RELIABLE)
+        imu_qos = QoSProfile(depth=int(self.p("imu_qos_depth")), history=HistoryPolicy.KEEP_LAST,
+                             reliability=ReliabilityPolicy.BEST_EFFORT)
+        if self.p("use_compressed"):
+            self._subs.append(self.create_subscription(CompressedImage, "image/compressed", self._on_image, image_qos))
+        else:
+            self._subs.append(self.create_subscription(Image, "image", self._on_image, image_qos))
+        self._subs += [
+            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data),
+            self.create_subscription(Imu, "imu", self._on_imu, imu_qos),
+            self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS),
+            self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS),
+        ]
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="wham_worker", daemon=True)
+        self._worker.start()
+        result = super().on_activate(state)
+        self._pubs["mesh"].publish(self._mesh_msg)
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_worker(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+            self._worker = None
+
+    def _release(self) -> None:
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._pubs = {}
+        if getattr(self, "_diag_timer", None) is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        if self.pipeline is not None:
+            self.pipeline.estimator.reset()
+        self.pipeline = None
+
+    # ------------------------------------------------------------------ callbacks (never block)
+    def _on_image(self, msg) -> None:
+        self.stats.arrived("image")
+        with self._mailbox_lock:
+            if self._mailbox is not None:
+                self.stats.inc("dropped_busy")
+            self._mailbox = msg
+        self._wake.set()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.stats.arrived("camera_info")
+        try:
+            self._camera = camera_info_to_model(msg)
+            self._camera_error = ""
+        except ConversionError as exc:
+            self.stats.inc("bad_camera_info")
+            self._camera, self._camera_error = None, str(exc)
+
+    def _on_imu(self, msg: Imu) -> None:
+        self.stats.arrived("imu")
+        try:
+            sample = imu_to_sample(msg)
+            self._gyro.add(sample.stamp, sample.angular_velocity)
+            self._imu_frame = sample.frame_id
+        except (ConversionError, ValueError) as exc:
+            self.stats.inc("bad_imu")
+            self._status["last_imu_error"] = str(exc)
+
+    def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        for tf in msg.transforms:
+            t, r = tf.transform.translation, tf.transform.rotation
+            try:
+                self._tf.set_transform(tf.header.frame_id, tf.child_frame_id, stamp_to_sec(tf.header.stamp),
+                                       (t.x, t.y, t.z), (r.x, r.y, r.z, r.w), static=static)
+            except ValueError:
+                self.stats.inc("bad_tf")
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.1)
+            self._wake.clear()
+            with self._mailbox_lock:
+                msg, self._mailbox = self._mailbox, None
+            if msg is None or self.pipeline is None:
+                continue
+            try:
+                self._process(msg)
+            except Exception as exc:  # the node must keep running whatever one frame does
+                self.stats.inc("frame_errors")
+                self._status["last_frame_error"] = f"{type(exc).__name__}: {exc}"
+                self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}")
+
+    def _camera_rotation(self, camera_frame: str, prev: float | None, stamp: float) -> np.ndarray:
+        """cam_angvel for (prev, stamp): gyro, else TF orientation, else a static camera (zeros)."""
+        if prev is None:
+            self._status["camera_rotation"] = "first frame"
+            return np.zeros(6)
+        if len(self._gyro) and self._gyro.covers(prev, stamp):
+            try:
+                R_ci = self._tf.lookup(camera_frame, self._imu_frame, stamp).R if self._imu_frame != camera_frame \
+                    else np.eye(3)
+            except TransformLookupError as exc:
+                self._status["camera_rotation"] = f"IMU extrinsic missing ({exc}); gyro unused"
+            else:
+                dR = torch.as_tensor(R_ci) @ self._gyro.delta_rotation(prev, stamp) @ torch.as_tensor(R_ci).T
+                self._status["camera_rotation"] = "gyro"
+                return angvel_from_delta(dR, stamp - prev).numpy()
+        world = self.p("world_frame")
+        try:
+            a = self._tf.lookup(world, camera_frame, prev).R
+            b = self._tf.lookup(world, camera_frame, stamp).R
+        except TransformLookupError:
+            self._status["camera_rotation"] = "no gyro or TF: static camera assumed"
+            return np.zeros(6)
+        self._status["camera_rotation"] = "TF"
+        return angvel_from_delta(torch.as_tensor(a.T @ b), stamp - prev).numpy()
+
+    def _process(self, msg) -> None:
+        stamp = stamp_to_sec(msg.header.stamp)
+        now = self.get_clock().now().nanoseconds * 1e-9
+        max_age = float(self.p("max_image_age"))
+        if max_age > 0 and now - stamp > max_age:
+            self.stats.inc("dropped_stale")
+            return
+        if stamp - now > 1.0:
+            self.stats.inc("dropped_future_stamp")
+            return
+        last = self._last_stamp
+        if last is not None and stamp < last - float(self.p("time_jump_threshold")):
+            self.get_logger().warning(f"time jumped back {last - stamp:.2f} s: resetting all tracks")
+            self.stats.inc("time_jumps")
+            self.pipeline.reset()
+            self._gyro.clear()
+            self._tf.clear()
+            last = None
+        elif last is not None and stamp <= last:
+            self.stats.inc("dropped_out_of_order")
+            return
+        try:
+            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+        except ConversionError as exc:
+            self.stats.inc("bad_images")
+            self._status["last_image_error"] = str(exc)
+            return
+        camera_frame = self.p("camera_frame") or msg.header.frame_id
+        h, w = rgb.shape[:2]
+        cam = self._camera if self._camera is not None and (self._camera.width, self._camera.height) == (w, h) \
+            else None
+        self._status["camera_info"] = "ok" if cam else (self._camera_error or "missing or wrong size: official focal")
+        world_from_camera = None
+        try:
+            world_from_camera = self._tf.lookup(self.p("world_frame"), camera_frame, stamp)
+            self._status["world"] = f"TF {self.p('world_frame')}"
+        except TransformLookupError as exc:
+            self._status["world"] = f"per-person WHAM world (no TF: {exc})"
+        cam_angvel = self._camera_rotation(camera_frame, last, stamp)
+        people = self.pipeline.process(rgb, stamp, cam_angvel, focal=cam.focal if cam else None,
+                                       principal=(cam.cx, cam.cy) if cam else None,
+                                       world_from_camera=world_from_camera)
+        self._last_stamp = stamp
+        self._publish(people, msg.header.stamp, camera_frame, world_from_camera is not None)
+        self.stats.inc("frames")
+        self.stats.latency.append(self.get_clock().now().nanoseconds * 1e-9 - stamp)
+
+    # ------------------------------------------------------------------ outputs
+    def _publish(self, people, stamp, camera_frame: str, anchored: bool) -> None:
+        world = self.p("world_frame")
+        header = Header(stamp=stamp, frame_id=world if anchored else "")
+        body_model = self.pipeline.net.smpl
+        humans, transforms, markers = [], [], []
+        want_markers = (self.p("marker_rate") > 0 and self._pubs["markers"].get_subscription_count() > 0
+                        and time.monotonic() - self._last_marker >= 1.0 / self.p("marker_rate"))
+        for person in people:
+            verts = M.world_vertices(body_model, person) if person.output is not None and (
+                self.p("publish_mesh") or want_markers) else None
+            humans.append(M.human_message(person, world, anchored, verts if self.p("publish_mesh") else None))
+            if person.output is None:
+                continue
+            frame = M.person_world_frame(person, world, anchored)
+            if self.p("publish_tf"):
+                transforms.append(M.body_transform(person, header, frame))
+            if want_markers:
+                markers += M.person_markers(person, header, frame, verts, self._faces, lifetime=0.5)
+        self._pubs["humans"].publish(M.human_array(header, camera_frame, humans))
+        if transforms:
+            self._pubs["tf"].publish(TFMessage(transforms=transforms))
+        if want_markers:
+            self._last_marker = time.monotonic()
+            self._pubs["markers"].publish(M.marker_array(markers))
+
+    def _publish_diagnostics(self) -> None:
+        s = self.stats
+        lat = sorted(s.latency)
+        pct = (lambda q: f"{1e3 * lat[min(len(lat) - 1, int(q * len(lat)))]:.1f}") if lat else (lambda q: "n/a")
+        values = {
+            "image rate (Hz)": f"{s.rate('image'):.1f}", "imu rate (Hz)": f"{s.rate('imu'):.1f}",
+            "camera_info rate (Hz)": f"{s.rate('camera_info'):.1f}",
+            "latency p50 (ms)": pct(0.5), "latency p95 (ms)": pct(0.95),
+            "tracks": self.pipeline.active_tracks if self.pipeline else 0,
+            "model device": f"{self.p('device')} ({self.p('precision')})",
+            **{k: v for k, v in sorted(s.counts.items())}, **self._status,
+        }
+        warn = [k for k in ("camera_info", "world", "camera_rotation") if k in self._status and
+                not str(self._status[k]).startswith(("ok", "TF", "gyro", "first"))]
+        errors = s.counts.get("frame_errors", 0)
+        level = M.LEVEL_ERROR if errors and not s.counts.get("frames") else M.LEVEL_WARN if warn else M.LEVEL_OK
+        message = "; ".join(f"{k}: {self._status[k]}" for k in warn) or "ok"
+        if "diagnostics" in self._pubs:
+            self._pubs["diagnostics"].publish(M.diagnostics(Header(stamp=self.get_clock().now().to_msg()),
+                                                            "wham_ros: wham_node", level, message, values))
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = WhamNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    if node.get_parameter("autostart").value:
+        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node._stop_worker()
+        executor.shutdown()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

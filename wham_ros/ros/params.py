@@ -1,0 +1,55 @@
+"""The node's parameters: one table that declares them, documents them and checks config/wham.yaml."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: object
+    description: str
+    low: float | None = None         # numeric range, inclusive
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+PARAMS: tuple[Param, ...] = (
+    # model
+    Param("checkpoint", "", "path of the WHAM checkpoint (.pth.tar); required"),
+    Param("body_model_dir", "", "folder with smpl/SMPL_NEUTRAL.pkl and the J_regressor_*.npy files; required"),
+    Param("device", "cpu", "torch device for the network", choices=("cpu", "cuda")),
+    Param("precision", "fp32", "recurrent step weights: fp32 (exact) or fp16", choices=("fp32", "fp16")),
+    Param("torch_threads", 1, "torch intra-op threads (1 is fastest for one or two people on small CPUs)", 1, 64),
+    Param("flip_eval", False, "also run the mirrored pass and average (the official demo default; 2x network cost)"),
+    # perception
+    Param("front_end", "embedded", "person/keypoint front end: embedded = MediaPipe BlazePose, no downloads",
+          choices=("embedded",)),
+    Param("max_tracks", 8, "most people tracked at once", 1, 64),
+    Param("birth_frames", 3, "consecutive detections before a person is published as tracked", 1, 30),
+    Param("max_missed_frames", 15, "frames a person may be unseen before the track ends", 0, 300),
+    Param("box_window", 5, "causal median window of the person box (frames)", 1, 31),
+    Param("use_camera_info_intrinsics", True,
+          "use CameraInfo's focal length and principal point (False: the official sqrt(W^2+H^2), image centre)"),
+    # inputs
+    Param("use_compressed", False, "subscribe to sensor_msgs/CompressedImage on image/compressed instead of image"),
+    Param("max_image_age", 0.5, "drop images older than this (s, against the node clock); 0 disables", 0.0, 3600.0),
+    Param("time_jump_threshold", 0.5, "a stamp this far (s) behind the last one resets all tracks", 0.0, 3600.0),
+    Param("image_qos_reliability", "best_effort", "QoS reliability of the image subscription",
+          choices=("best_effort", "reliable")),
+    Param("image_qos_depth", 2, "QoS depth of the image subscription", 1, 100),
+    Param("imu_qos_depth", 200, "QoS depth of the IMU subscription", 1, 2000),
+    Param("imu_max_gap", 0.05, "longest gap (s) between IMU samples that still counts as coverage", 0.001, 1.0),
+    Param("camera_frame", "", "optical frame of the camera; empty: the image header's frame_id"),
+    # outputs
+    Param("world_frame", "odom", "frame every person is published in when TF world->camera exists (REP-105)"),
+    Param("tf_tolerance", 0.1, "how far (s) TF may be extrapolated to the image stamp", 0.0, 5.0),
+    Param("publish_tf", True, "broadcast body_<id> frames on /tf (REP-155)"),
+    Param("publish_mesh", False, "fill Human.vertices_world (6890 x 3 floats per person)"),
+    Param("marker_rate", 10.0, "Hz of humans/markers (mesh + skeleton); 0 disables; only sent with subscribers",
+          0.0, 100.0),
+    Param("marker_faces", 3000, "triangles per mesh marker (a fixed subset of the 13776)", 100, 13776),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
+)
+
+BY_NAME = {p.name: p for p in PARAMS}
