@@ -35,6 +35,13 @@ fi
     numpy==2.4.6 smplx==0.1.28 opencv-python-headless==5.0.0.93 rosbags==0.11.9 'pytest>=8' 'ruff>=0.6'
 "$VENV/bin/python" tools/fix_ros_wheel_cmake.py "$VENV"
 
+# Embedded pose front end: mediapipe's runtime without its opencv-contrib dependency (it would overwrite the
+# headless cv2), and the BlazePose model bundle assembled from the files in the mediapipe 0.10.21 wheel.
+"${PIP[@]}" install absl-py==2.5.1 flatbuffers==25.12.19 matplotlib==3.11.2 certifi
+"${PIP[@]}" install --no-deps mediapipe==1.2.3
+POSE_TASK="$VENV/share/wham_ros/models/pose_landmarker_full.task"
+[ -s "$POSE_TASK" ] || "$VENV/bin/python" tools/build_pose_task.py "$POSE_TASK"
+
 build() {   # build NAME SOURCE: an ament_cmake package into the venv prefix
     local name="$1" src="$2" log="$ROOT/build/$1.log"
     mkdir -p "$ROOT/build"

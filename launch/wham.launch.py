@@ -4,12 +4,13 @@
         body_model_dir:=/path/body_models image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info imu:=/camera/imu rviz:=true
 """
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 ARGUMENTS = (
     ("params_file", PathJoinSubstitution([FindPackageShare("wham_ros"), "config", "wham.yaml"]),

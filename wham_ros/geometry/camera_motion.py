@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -99,7 +100,8 @@ class GyroIntegrator:
     Between consecutive samples the rate is interpolated linearly and each
     sub-interval is integrated with its mid-interval rate (second-order accurate),
     composing the exponentials in time order by right-multiplication. Samples
-    older than ``horizon`` seconds before the newest one are dropped.
+    older than ``horizon`` seconds before the newest one are dropped. Thread-safe:
+    one thread may add samples while another integrates.
     """
 
     def __init__(self, R_cam_imu: torch.Tensor | None = None, horizon: float = 5.0, max_gap: float = 0.1) -> None:
@@ -108,68 +110,86 @@ class GyroIntegrator:
         self.horizon, self.max_gap = horizon, max_gap
         self._stamps: deque[float] = deque()
         self._rates: deque[torch.Tensor] = deque()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._stamps)
 
     def clear(self) -> None:
-        self._stamps.clear()
-        self._rates.clear()
+        with self._lock:
+            self._stamps.clear()
+            self._rates.clear()
 
     @property
     def latest_stamp(self) -> float | None:
-        return self._stamps[-1] if self._stamps else None
+        with self._lock:
+            return self._stamps[-1] if self._stamps else None
+
+    def _snapshot(self) -> tuple[list[float], list[torch.Tensor]]:
+        with self._lock:
+            return list(self._stamps), list(self._rates)
 
     def add(self, stamp: float, rate_imu) -> None:
         """Add one sample: rate in rad/s in the IMU frame. Raises ValueError for NaN/inf or out-of-order stamps."""
         rate = torch.as_tensor(rate_imu, dtype=torch.float64).reshape(3)
         if not torch.isfinite(rate).all() or not (stamp == stamp):
             raise ValueError("gyro sample contains NaN or inf")
-        if self._stamps and stamp <= self._stamps[-1]:
-            raise ValueError(f"gyro stamp {stamp:.6f} is not after the previous one {self._stamps[-1]:.6f}")
-        self._stamps.append(float(stamp))
-        self._rates.append(self.R_cam_imu @ rate)
-        while self._stamps and self._stamps[0] < stamp - self.horizon:
-            self._stamps.popleft()
-            self._rates.popleft()
+        with self._lock:
+            if self._stamps and stamp <= self._stamps[-1]:
+                raise ValueError(f"gyro stamp {stamp:.6f} is not after the previous one {self._stamps[-1]:.6f}")
+            self._stamps.append(float(stamp))
+            self._rates.append(self.R_cam_imu @ rate)
+            while self._stamps and self._stamps[0] < stamp - self.horizon:
+                self._stamps.popleft()
+                self._rates.popleft()
 
     def covers(self, t_a: float, t_b: float) -> bool:
         """True when samples span [t_a, t_b] (to within ``max_gap / 2``) with no gap over ``max_gap``."""
-        if not self._stamps:
+        s, _ = self._snapshot()
+        if not s:
             return False
         tol = self.max_gap / 2
-        if self._stamps[0] > t_a + tol or self._stamps[-1] < t_b - tol:
+        if s[0] > t_a + tol or s[-1] < t_b - tol:
             return False
-        s = list(self._stamps)
         window = s[max(bisect.bisect_right(s, t_a) - 1, 0): bisect.bisect_left(s, t_b) + 1]
         # only gaps overlapping (t_a, t_b) matter
         return all(b - a <= self.max_gap for a, b in itertools.pairwise(window) if a < t_b and b > t_a)
 
-    def _rate_at(self, stamps: list[float], t: float) -> torch.Tensor:
+    def coverage_report(self, t_a: float, t_b: float) -> str:
+        """Why [t_a, t_b] is or is not covered, for diagnostics."""
+        s, _ = self._snapshot()
+        if not s:
+            return "no samples"
+        gaps = [b - a for a, b in itertools.pairwise(s) if a < t_b and b > t_a]
+        return (f"samples {s[0]:.3f}..{s[-1]:.3f} for [{t_a:.3f}, {t_b:.3f}], "
+                f"largest gap {max(gaps, default=0.0) * 1e3:.0f} ms")
+
+    @staticmethod
+    def _rate_at(stamps: list[float], rates: list[torch.Tensor], t: float) -> torch.Tensor:
         i = bisect.bisect_right(stamps, t)
         if i == 0:
-            return self._rates[0]
+            return rates[0]
         if i == len(stamps):
-            return self._rates[-1]
+            return rates[-1]
         t0, t1 = stamps[i - 1], stamps[i]
         w = (t - t0) / (t1 - t0)
-        return self._rates[i - 1] * (1 - w) + self._rates[i] * w
+        return rates[i - 1] * (1 - w) + rates[i] * w
 
     def delta_rotation(self, t_a: float, t_b: float) -> torch.Tensor:
         """Delta R = R_wc(t_a)^T R_wc(t_b) (float64, 3x3) from the buffered rates.
 
         Rates are held constant beyond the first/last sample; check :meth:`covers` first.
         """
-        if not self._stamps:
+        stamps, rates = self._snapshot()
+        if not stamps:
             raise ValueError("no gyro samples")
         if t_b < t_a:
             raise ValueError("t_b must not precede t_a")
-        stamps = list(self._stamps)
         knots = [t_a] + [s for s in stamps if t_a < s < t_b] + [t_b]
         R = torch.eye(3, dtype=torch.float64)
         for a, b in itertools.pairwise(knots):
             if b > a:
-                R = R @ axis_angle_to_matrix(self._rate_at(stamps, 0.5 * (a + b)) * (b - a))
+                R = R @ axis_angle_to_matrix(self._rate_at(stamps, rates, 0.5 * (a + b)) * (b - a))
         return R
 
     def cam_angvel(self, t_a: float, t_b: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:

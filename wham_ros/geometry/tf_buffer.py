@@ -9,6 +9,7 @@ the tree through the common ancestor, interpolating each dynamic edge at the sta
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -47,11 +48,13 @@ class TransformBuffer:
         self._parent: dict[str, str] = {}
         self._dynamic: dict[str, deque[_Sample]] = {}
         self._static: dict[str, _Sample] = {}
+        self._lock = threading.RLock()        # the node writes from callbacks and reads from its worker
 
     def clear(self) -> None:
         """Forget dynamic transforms (after a time jump); static ones stay."""
-        self._dynamic.clear()
-        self._parent = {c: p for c, p in self._parent.items() if c in self._static}
+        with self._lock:
+            self._dynamic.clear()
+            self._parent = {c: p for c, p in self._parent.items() if c in self._static}
 
     def set_transform(self, parent: str, child: str, stamp: float, translation, rotation_xyzw,
                       static: bool = False) -> None:
@@ -61,6 +64,10 @@ class TransformBuffer:
             raise ValueError(f"transform {parent} -> {child} is not finite or has a zero quaternion")
         if not parent or not child or parent == child:
             raise ValueError(f"invalid frame names {parent!r} -> {child!r}")
+        with self._lock:
+            self._insert(parent, child, stamp, q, t, static)
+
+    def _insert(self, parent: str, child: str, stamp: float, q: np.ndarray, t: np.ndarray, static: bool) -> None:
         self._parent[child] = parent
         sample = _Sample(stamp, q / np.linalg.norm(q), t)
         if static:
@@ -107,6 +114,10 @@ class TransformBuffer:
 
     def lookup(self, target: str, source: str, stamp: float) -> Transform:
         """target <- source at ``stamp`` (x_target = R x_source + t)."""
+        with self._lock:
+            return self._lookup(target, source, stamp)
+
+    def _lookup(self, target: str, source: str, stamp: float) -> Transform:
         if target == source:
             return Transform.identity()
         up_source, up_target = self._chain(source), self._chain(target)

@@ -75,7 +75,7 @@ class MediaPipePose:
             # close the graph at the latest when the interpreter exits: MediaPipe's own destructor fails
             # if it first runs during module teardown
             self._finalizer = weakref.finalize(self, _release, self._graph)
-        ms = max(int(round(stamp * 1000)), self._last_ms + 1)
+        ms = max(round(stamp * 1000), self._last_ms + 1)
         self._last_ms = ms
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         result = self._graph[0].detect_for_video(image, ms)

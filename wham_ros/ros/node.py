@@ -16,7 +16,8 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import MultiThreadedExecutor
+from rclpy._rclpy_pybind11 import RCLError
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -32,7 +33,6 @@ from visualization_msgs.msg import MarkerArray
 
 from wham_ros.errors import WhamError
 from wham_ros.geometry.camera_motion import GyroIntegrator, angvel_from_delta
-from wham_ros.geometry.frames import Transform
 from wham_ros.geometry.tf_buffer import TransformBuffer, TransformLookupError
 from wham_ros.model import build_network
 from wham_ros.msg import HumanArray, MeshTopology
@@ -80,6 +80,11 @@ class Counters:
         with self._lock:
             self.arrivals[key].append(time.monotonic())
 
+    def seconds_since(self, key: str) -> float:
+        with self._lock:
+            a = self.arrivals[key]
+            return time.monotonic() - a[-1] if a else float("inf")
+
     def rate(self, key: str) -> float:
         with self._lock:
             a = list(self.arrivals[key])
@@ -120,6 +125,12 @@ class WhamNode(LifecycleNode):
     def p(self, name: str):
         return self.get_parameter(name).value
 
+    def _qos(self, stream: str) -> QoSProfile:
+        """Sensor-data style QoS whose reliability and depth come from ``<stream>_qos_*`` parameters."""
+        reliable = self.p(f"{stream}_qos_reliability") == "reliable"
+        return QoSProfile(depth=int(self.p(f"{stream}_qos_depth")), history=HistoryPolicy.KEEP_LAST,
+                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -158,11 +169,8 @@ class WhamNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        image_qos = QoSProfile(depth=int(self.p("image_qos_depth")), history=HistoryPolicy.KEEP_LAST,
-                               reliability=ReliabilityPolicy.BEST_EFFORT if self.p("image_qos_reliability") ==
-                               "best_effort" else ReliabilityPolicy.RELIABLE)
-        imu_qos = QoSProfile(depth=int(self.p("imu_qos_depth")), history=HistoryPolicy.KEEP_LAST,
-                             reliability=ReliabilityPolicy.BEST_EFFORT)
+        image_qos = self._qos("image")
+        imu_qos = self._qos("imu")
         if self.p("use_compressed"):
             self._subs.append(self.create_subscription(CompressedImage, "image/compressed", self._on_image, image_qos))
         else:
@@ -272,6 +280,11 @@ class WhamNode(LifecycleNode):
         if prev is None:
             self._status["camera_rotation"] = "first frame"
             return np.zeros(6)
+        if self.stats.seconds_since("imu") < 1.0 and not self._gyro.covers(prev, stamp):
+            # a live IMU stream that has not reached this image yet: give it a moment
+            deadline = time.monotonic() + float(self.p("imu_wait"))
+            while time.monotonic() < deadline and not self._gyro.covers(prev, stamp):
+                time.sleep(0.002)
         if len(self._gyro) and self._gyro.covers(prev, stamp):
             try:
                 R_ci = self._tf.lookup(camera_frame, self._imu_frame, stamp).R if self._imu_frame != camera_frame \
@@ -282,14 +295,15 @@ class WhamNode(LifecycleNode):
                 dR = torch.as_tensor(R_ci) @ self._gyro.delta_rotation(prev, stamp) @ torch.as_tensor(R_ci).T
                 self._status["camera_rotation"] = "gyro"
                 return angvel_from_delta(dR, stamp - prev).numpy()
+        gyro_note = self._gyro.coverage_report(prev, stamp) if len(self._gyro) else "no IMU samples"
         world = self.p("world_frame")
         try:
             a = self._tf.lookup(world, camera_frame, prev).R
             b = self._tf.lookup(world, camera_frame, stamp).R
         except TransformLookupError:
-            self._status["camera_rotation"] = "no gyro or TF: static camera assumed"
+            self._status["camera_rotation"] = f"no gyro ({gyro_note}) or TF: static camera assumed"
             return np.zeros(6)
-        self._status["camera_rotation"] = "TF"
+        self._status["camera_rotation"] = f"TF (gyro: {gyro_note})"
         return angvel_from_delta(torch.as_tensor(a.T @ b), stamp - prev).numpy()
 
     def _process(self, msg) -> None:
@@ -397,8 +411,11 @@ def main(args: list[str] | None = None) -> int:
             node.trigger_activate()
     try:
         executor.spin()
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():              # a shutdown by signal invalidates the context mid-spin; anything else is real
+            raise
     finally:
         node._stop_worker()
         executor.shutdown()

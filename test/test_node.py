@@ -1,0 +1,381 @@
+"""wham_node on the real middleware: a separate process, real video frames in, humans out over DDS."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, SHARED
+
+rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: run ./install.sh")
+cv2 = pytest.importorskip("cv2")
+pytest.importorskip("mediapipe", reason="the embedded front end (mediapipe) is not installed: run ./install.sh")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import TransformStamped  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rcl_interfaces.srv import GetParameters  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+from wham_ros.msg import Human, HumanArray, MeshTopology  # noqa: E402
+
+VIDEO = os.path.join(SHARED, "data", "videos_people", "sports2d_demo.mp4")
+SIZE = (884, 497)                    # half of the clip's 1768x994, aspect kept
+FOCAL = 2520.09 / 2                  # the clip's calibration (sports2d_Calib_demo.toml), halved
+CAMERA = "camera_optical"
+#: odom <- camera_optical: a level camera 1.2 m up, looking along odom +x
+CAMERA_IN_ODOM = ((0.0, 0.0, 1.2), (-0.5, 0.5, -0.5, 0.5))
+
+
+def frames(count: int) -> list[np.ndarray]:
+    if not os.path.isfile(VIDEO):
+        pytest.skip(f"video not found: {VIDEO}")
+    cap = cv2.VideoCapture(VIDEO)
+    out = []
+    for _ in range(count):
+        ok, bgr = cap.read()
+        assert ok
+        out.append(cv2.cvtColor(cv2.resize(bgr, SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    from wham_ros.model.synthetic import make_test_state_dict, write_body_model
+
+    folder = tmp_path_factory.mktemp("node_model")
+    write_body_model(str(folder / "body_models"))
+    torch.save({"model": make_test_state_dict(0)}, folder / "wham.pth.tar")
+    params = folder / "params.yaml"
+    params.write_text(
+        "/**:\n  ros__parameters:\n"
+        f"    checkpoint: \"{folder / 'wham.pth.tar'}\"\n    body_model_dir: \"{folder / 'body_models'}\"\n"
+        "    birth_frames: 2\n    max_image_age: 30.0\n    marker_rate: 100.0\n    marker_faces: 500\n"
+        "    diagnostics_period: 0.3\n    image_qos_reliability: reliable\n    image_qos_depth: 5\n"
+        "    max_tracks: 4\n    imu_wait: 0.5\n    imu_qos_reliability: reliable\n")
+    return folder, params
+
+
+def start_node(params, *extra: str) -> subprocess.Popen:
+    log = open(os.path.join(os.path.dirname(params), f"node{len(extra)}.log"), "w")
+    return subprocess.Popen([sys.executable, "-m", "wham_ros.ros.node", "--ros-args", "--params-file", str(params),
+                             *extra], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+
+class Client:
+    """The test's side of the DDS conversation."""
+
+    def __init__(self, name: str, image_topic: str = "image", compressed: bool = False) -> None:
+        self.node = rclpy.create_node(name)
+        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.image = self.node.create_publisher(CompressedImage if compressed else Image, image_topic, reliable)
+        self.info = self.node.create_publisher(CameraInfo, "camera_info", 5)
+        self.imu = self.node.create_publisher(Imu, "imu", 200)
+        self.tf_static = self.node.create_publisher(TFMessage, "/tf_static", QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.humans, self.tf, self.markers, self.diags, self.faces = [], [], [], [], []
+        self.video_arrays: list[HumanArray] | None = None
+        self.last_imu = 0.0
+        self.node.create_subscription(HumanArray, "humans", self.humans.append, 50)
+        self.node.create_subscription(TFMessage, "/tf", self.tf.append, 100)
+        self.node.create_subscription(MarkerArray, "humans/markers", self.markers.append, 10)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        self.node.create_subscription(MeshTopology, "humans/mesh_faces", self.faces.append, QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+
+    def spin(self, seconds: float, until=lambda: False) -> bool:
+        end = time.time() + seconds
+        while time.time() < end:
+            rclpy.spin_once(self.node, timeout_sec=0.02)
+            if until():
+                return True
+        return until()
+
+    def wait_for_node(self, timeout: float = 90.0) -> None:
+        ready = self.spin(timeout, lambda: self.node.count_publishers("humans") > 0
+                          and self.node.count_subscribers(self.image.topic_name) > 0)
+        assert ready, "wham_node did not come up (see its log next to params.yaml)"
+
+    def send_static_tf(self) -> None:
+        tf = TransformStamped()
+        tf.header.frame_id, tf.child_frame_id = "odom", CAMERA
+        tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = CAMERA_IN_ODOM[0]
+        r = tf.transform.rotation
+        r.x, r.y, r.z, r.w = CAMERA_IN_ODOM[1]
+        self.tf_static.publish(TFMessage(transforms=[tf]))
+
+    def stamp(self, offset: float = 0.0):
+        t = self.node.get_clock().now().nanoseconds * 1e-9 + offset
+        msg = rclpy.time.Time(seconds=int(t), nanoseconds=int((t % 1) * 1e9)).to_msg()
+        return msg, t
+
+    def send_frame(self, rgb: np.ndarray, stamp_msg, encoding: str = "rgb8", info_k: float = FOCAL) -> None:
+        info = CameraInfo(width=rgb.shape[1], height=rgb.shape[0])
+        info.k = [info_k, 0.0, rgb.shape[1] / 2, 0.0, info_k, rgb.shape[0] / 2, 0.0, 0.0, 1.0]
+        info.header.stamp, info.header.frame_id = stamp_msg, CAMERA
+        self.info.publish(info)
+        msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, step=rgb.shape[1] * 3,
+                    data=rgb.tobytes())
+        msg.header.stamp, msg.header.frame_id = stamp_msg, CAMERA
+        self.image.publish(msg)
+
+    def send_imu(self, t0: float, t1: float, rate: float = 200.0) -> None:
+        """Gyro samples of a still camera from after the last one sent up to just past ``t1``, paced."""
+        t = max(t0, self.last_imu + 1.0 / rate)
+        k = 0
+        while t <= t1 + 2.0 / rate:
+            imu = Imu()
+            imu.header.stamp = rclpy.time.Time(seconds=int(t), nanoseconds=int((t % 1) * 1e9)).to_msg()
+            imu.header.frame_id = CAMERA
+            self.imu.publish(imu)
+            self.last_imu, t, k = t, t + 1.0 / rate, k + 1
+            if k % 10 == 0:
+                time.sleep(0.002)          # like a real 200 Hz stream, not one burst
+
+    def step(self, rgb: np.ndarray, offset: float = 0.0, prev: float | None = None, timeout: float = 20.0):
+        """Send one frame (with IMU since ``prev``) and wait for the node's HumanArray for it."""
+        stamp_msg, t = self.stamp(offset)
+        if prev is not None:
+            self.send_imu(prev, t)
+            self.spin(0.02)
+        before = len(self.humans)
+        self.send_frame(rgb, stamp_msg)
+        got = self.spin(timeout, lambda: any(h.header.stamp == stamp_msg for h in self.humans[before:]))
+        assert got, f"no HumanArray for the frame; node diagnostics: {self.counters()}"
+        return next(h for h in self.humans[before:] if h.header.stamp == stamp_msg), t
+
+    def counters(self) -> dict[str, str]:
+        self.spin(1.0)
+        return {v.key: v.value for v in self.diags[-1].status[0].values} if self.diags else {}
+
+    def close(self) -> None:
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def ros():
+    rclpy.init()
+    yield
+    rclpy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def running(ros, model_files):
+    folder, params = model_files
+    proc = start_node(params)
+    client = Client("wham_test_client")
+    try:
+        client.wait_for_node()
+        client.send_static_tf()
+        yield client, folder
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_real_video_gives_people_in_the_world_frame(running):
+    client, _ = running
+    video = frames(24)
+    prev = None
+    arrays = []
+    for rgb in video:
+        arr, prev = client.step(rgb, prev=prev)
+        arrays.append(arr)
+    client.video_arrays = arrays
+    tracked = [h for a in arrays for h in a.humans if h.state == Human.STATE_TRACKED]
+    assert len(tracked) >= 10, [len(a.humans) for a in arrays]
+    last = [h for h in arrays[-1].humans if h.state == Human.STATE_TRACKED]
+    assert last and arrays[-1].header.frame_id == "odom" and arrays[-1].camera_frame_id == CAMERA
+    for h in last:
+        assert h.world_frame_id == "odom"
+        p = h.root_world.position
+        assert all(math.isfinite(v) for v in (p.x, p.y, p.z))
+        assert p.x > 0.5, "people are in front of the camera, which looks along odom +x"
+        assert np.isfinite(np.asarray(h.body_pose)).all() and np.abs(h.betas).max() < 5
+        kp = np.asarray(h.keypoints).reshape(17, 2)
+        assert (kp[:, 0] >= -50).all() and (kp[:, 0] <= SIZE[0] + 50).all()
+        cov = np.asarray(h.linear_velocity_covariance).reshape(3, 3)
+        assert (np.diag(cov) > 0).all()
+    bodies = {t.child_frame_id: t.header.frame_id for m in client.tf for t in m.transforms}
+    assert any(k.startswith("body_") and v == "odom" for k, v in bodies.items())
+    mesh = [m for arr in client.markers for m in arr.markers if m.type == Marker.TRIANGLE_LIST]
+    assert mesh and len(mesh[-1].points) == 3 * 500 and mesh[-1].header.frame_id == "odom"
+    assert mesh[-1].lifetime.nanosec > 0 or mesh[-1].lifetime.sec > 0
+    assert client.faces and client.faces[0].num_vertices == 6890 and len(client.faces[0].faces) == 13776 * 3
+    counters = client.counters()
+    assert counters["camera_rotation"] == "gyro", counters["camera_rotation"]
+    assert counters["camera_info"] == "ok"
+    assert counters["world"] == "TF odom" and float(counters["latency p50 (ms)"]) > 0
+
+
+def test_node_output_matches_the_core_pipeline(running, model_files):
+    """The same frames through the in-process pipeline give the same people as the node published."""
+    from wham_ros.geometry.frames import Transform, quaternion_xyzw_to_rotation
+    from wham_ros.model import build_network
+    from wham_ros.perception.mediapipe_pose import MediaPipePose
+    from wham_ros.perception.tracker import Tracker
+    from wham_ros.pipeline import HumanPipeline
+
+    client, folder = running
+    node_arrays = client.video_arrays
+    if node_arrays is None:
+        pytest.skip("needs test_real_video_gives_people_in_the_world_frame to have run first")
+    net = build_network(str(folder / "wham.pth.tar"), str(folder / "body_models"))
+    pipe = HumanPipeline(net, MediaPipePose(max_people=4), Tracker(birth_frames=2, max_tracks=4))
+    pose = Transform(quaternion_xyzw_to_rotation(np.array(CAMERA_IN_ODOM[1])), np.array(CAMERA_IN_ODOM[0]))
+    compared = 0
+    for rgb, arr in zip(frames(24), node_arrays):
+        stamp = arr.header.stamp.sec + 1e-9 * arr.header.stamp.nanosec
+        people = pipe.process(rgb, stamp, np.zeros(6), focal=FOCAL, principal=(SIZE[0] / 2, SIZE[1] / 2),
+                              world_from_camera=pose)
+        mine = {p.track_id: p for p in people if p.output is not None and p.state == 1}
+        theirs = {h.id: h for h in arr.humans if h.state == Human.STATE_TRACKED}
+        assert len(mine) == len(theirs)
+        for p, h in zip(sorted(mine.values(), key=lambda p: p.track_id), sorted(theirs.values(), key=lambda h: h.id)):
+            np.testing.assert_allclose([h.root_world.position.x, h.root_world.position.y, h.root_world.position.z],
+                                       p.world.position, atol=1e-3)
+            np.testing.assert_allclose(np.asarray(h.betas), p.output.betas.numpy(), atol=1e-4)
+            compared += 1
+    assert compared >= 10
+
+
+BAD_IMAGES = [
+    ("unknown encoding", lambda m: setattr(m, "encoding", "weird42")),
+    ("step mismatch", lambda m: setattr(m, "step", 100)),
+    ("truncated data", lambda m: setattr(m, "data", bytes(m.data)[:1000])),
+    ("zero size", lambda m: (setattr(m, "width", 0), setattr(m, "height", 0), setattr(m, "data", b""))),
+]
+
+
+def test_bad_input_is_counted_and_good_frames_still_work(running):
+    client, _ = running
+    rgb = frames(1)[0]
+    before = client.counters()
+    for _, spoil in BAD_IMAGES:
+        stamp_msg, _ = client.stamp()
+        msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3,
+                    data=rgb.tobytes())
+        msg.header.stamp, msg.header.frame_id = stamp_msg, CAMERA
+        spoil(msg)
+        client.image.publish(msg)
+        client.spin(0.3)
+    zero_k = CameraInfo(width=rgb.shape[1], height=rgb.shape[0])
+    client.info.publish(zero_k)
+    for cov, value in ((-1.0, 0.0), (0.0, float("nan"))):
+        imu = Imu()
+        imu.header.stamp, _ = client.stamp()
+        imu.angular_velocity_covariance[0] = cov
+        imu.angular_velocity.x = value
+        client.imu.publish(imu)
+    client.spin(0.5)
+    old_stamp, _ = client.stamp(-100.0)
+    client.send_frame(rgb, old_stamp)                     # stale
+    client.spin(0.5)
+    future, _ = client.stamp(+100.0)
+    client.send_frame(rgb, future)                        # far in the future
+    client.spin(1.0)
+    after = client.counters()
+    for key in ("bad_images", "bad_imu", "bad_camera_info", "dropped_stale", "dropped_future_stamp"):
+        assert int(after.get(key, 0)) > int(before.get(key, 0)), (key, after)
+    assert int(after["bad_images"]) - int(before.get("bad_images", 0)) == len(BAD_IMAGES)
+    arr, _ = client.step(rgb)
+    assert arr.humans, "a good frame after the bad ones still gives people"
+
+
+def test_time_jump_back_resets_tracks(running):
+    client, _ = running
+    video = frames(6)
+    arr, _ = client.step(video[0])
+    ids_before = {h.id for h in arr.humans}
+    jumps_before = int(client.counters().get("time_jumps", 0))
+    arr, _ = client.step(video[1], offset=-10.0)
+    assert int(client.counters()["time_jumps"]) == jumps_before + 1
+    for rgb in video[2:]:
+        arr, _ = client.step(rgb, offset=-10.0)
+    assert arr.humans and not ids_before & {h.id for h in arr.humans}, "tracks restart with new ids"
+
+
+def test_a_flood_of_images_is_dropped_not_queued(running):
+    client, _ = running
+    rgb = frames(1)[0]
+    before = int(client.counters().get("dropped_busy", 0))
+    for _ in range(25):
+        stamp_msg, _ = client.stamp()
+        client.send_frame(rgb, stamp_msg)
+        client.spin(0.005)
+    client.spin(3.0)
+    assert int(client.counters().get("dropped_busy", 0)) > before
+    arr, _ = client.step(rgb)                           # and it is still responsive
+    assert arr is not None
+
+
+def test_parameters_come_from_the_yaml_file(running):
+    client, _ = running
+    cli = client.node.create_client(GetParameters, "/wham_node/get_parameters")
+    assert cli.wait_for_service(timeout_sec=10)
+    future = cli.call_async(GetParameters.Request(names=["marker_faces", "birth_frames", "world_frame"]))
+    assert client.spin(10, future.done)
+    values = future.result().values
+    assert (values[0].integer_value, values[1].integer_value, values[2].string_value) == (500, 2, "odom")
+
+
+def test_lifecycle_transitions_and_compressed_input(ros, model_files):
+    """autostart off: configure, activate, feed JPEGs (one undecodable), deactivate, cleanup."""
+    _, params = model_files
+    proc = start_node(params, "-p", "autostart:=false", "-p", "use_compressed:=true", "-r", "__ns:=/lc")
+    client = Client("wham_lc_client", image_topic="/lc/image/compressed", compressed=True)
+    try:
+        get = client.node.create_client(GetState, "/lc/wham_node/get_state")
+        change = client.node.create_client(ChangeState, "/lc/wham_node/change_state")
+        assert get.wait_for_service(timeout_sec=90) and change.wait_for_service(timeout_sec=10)
+
+        def state() -> str:
+            f = get.call_async(GetState.Request())
+            assert client.spin(20, f.done)
+            return f.result().current_state.label
+
+        def transition(tid: int) -> bool:
+            req = ChangeState.Request()
+            req.transition.id = tid
+            f = change.call_async(req)
+            assert client.spin(120, f.done)
+            return f.result().success
+
+        assert state() == "unconfigured"
+        assert transition(1) and state() == "inactive"          # configure: loads the models
+        assert transition(3) and state() == "active"            # activate: subscribes
+        humans = []
+        client.node.create_subscription(HumanArray, "/lc/humans", humans.append, 10)
+        assert client.spin(30, lambda: client.node.count_subscribers("/lc/image/compressed") > 0)
+        bad = CompressedImage(format="jpeg", data=b"\xff\xd8 not a jpeg at all")
+        bad.header.stamp, _ = client.stamp()
+        client.image.publish(bad)
+        for rgb in frames(4):
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            assert ok
+            msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
+            msg.header.stamp, _ = client.stamp()
+            msg.header.frame_id = CAMERA
+            client.image.publish(msg)
+            before = len(humans)
+            assert client.spin(20, lambda b=before: len(humans) > b)
+        assert transition(4) and state() == "inactive"          # deactivate
+        assert transition(2) and state() == "unconfigured"      # cleanup
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
