@@ -54,8 +54,10 @@ build() {   # build NAME SOURCE: an ament_cmake package into the venv prefix
         exit 1
     fi
 }
-# tf2_msgs has no wheel: its one-line TFMessage definition is built as test scaffolding.
+# tf2_msgs and hri_msgs have no wheels: the definitions the node uses (TFMessage, IdsList) are built as
+# test scaffolding. An apt ROS install has the real packages.
 build tf2_msgs "$ROOT/test/ros_interfaces/tf2_msgs"
+build hri_msgs "$ROOT/test/ros_interfaces/hri_msgs"
 build wham_ros "$ROOT"
 
 "$VENV/bin/python" - <<'PY'

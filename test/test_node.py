@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -18,6 +19,7 @@ pytest.importorskip("mediapipe", reason="the embedded front end (mediapipe) is n
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import TransformStamped  # noqa: E402
+from hri_msgs.msg import IdsList  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.srv import GetParameters  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -32,6 +34,8 @@ FOCAL = 2520.09 / 2                  # the clip's calibration (sports2d_Calib_de
 CAMERA = "camera_optical"
 #: odom <- camera_optical: a level camera 1.2 m up, looking along odom +x
 CAMERA_IN_ODOM = ((0.0, 0.0, 1.2), (-0.5, 0.5, -0.5, 0.5))
+#: the IMU reports a camera turning steadily about its optical y axis (yaw), rad/s
+GYRO = (0.0, 0.25, 0.0)
 
 
 def frames(count: int) -> list[np.ndarray]:
@@ -82,11 +86,13 @@ class Client:
             depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.humans, self.tf, self.markers, self.diags, self.faces = [], [], [], [], []
         self.video_arrays: list[HumanArray] | None = None
-        self.last_imu = 0.0
+        self._gyro_thread: threading.Thread | None = None
         self.node.create_subscription(HumanArray, "humans", self.humans.append, 50)
         self.node.create_subscription(TFMessage, "/tf", self.tf.append, 100)
         self.node.create_subscription(MarkerArray, "humans/markers", self.markers.append, 10)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        self.hri = []
+        self.node.create_subscription(IdsList, "/humans/bodies/tracked", self.hri.append, 50)
         self.node.create_subscription(MeshTopology, "humans/mesh_faces", self.faces.append, QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
 
@@ -126,25 +132,25 @@ class Client:
         msg.header.stamp, msg.header.frame_id = stamp_msg, CAMERA
         self.image.publish(msg)
 
-    def send_imu(self, t0: float, t1: float, rate: float = 200.0) -> None:
-        """Gyro samples of a still camera from after the last one sent up to just past ``t1``, paced."""
-        t = max(t0, self.last_imu + 1.0 / rate)
-        k = 0
-        while t <= t1 + 2.0 / rate:
-            imu = Imu()
-            imu.header.stamp = rclpy.time.Time(seconds=int(t), nanoseconds=int((t % 1) * 1e9)).to_msg()
-            imu.header.frame_id = CAMERA
-            self.imu.publish(imu)
-            self.last_imu, t, k = t, t + 1.0 / rate, k + 1
-            if k % 10 == 0:
-                time.sleep(0.002)          # like a real 200 Hz stream, not one burst
+    def start_gyro(self, rate: float = 200.0) -> None:
+        """A real-time gyro stream of a steadily turning camera (``GYRO``), from a background thread."""
+        def run() -> None:
+            period = 1.0 / rate
+            while not self._gyro_stop.is_set():
+                imu = Imu()
+                imu.header.stamp, _ = self.stamp()
+                imu.header.frame_id = CAMERA
+                imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = GYRO
+                self.imu.publish(imu)
+                time.sleep(period)
 
-    def step(self, rgb: np.ndarray, offset: float = 0.0, prev: float | None = None, timeout: float = 20.0):
-        """Send one frame (with IMU since ``prev``) and wait for the node's HumanArray for it."""
+        self._gyro_stop = threading.Event()
+        self._gyro_thread = threading.Thread(target=run, daemon=True)
+        self._gyro_thread.start()
+
+    def step(self, rgb: np.ndarray, offset: float = 0.0, timeout: float = 20.0):
+        """Send one frame and wait for the node's HumanArray for it."""
         stamp_msg, t = self.stamp(offset)
-        if prev is not None:
-            self.send_imu(prev, t)
-            self.spin(0.02)
         before = len(self.humans)
         self.send_frame(rgb, stamp_msg)
         got = self.spin(timeout, lambda: any(h.header.stamp == stamp_msg for h in self.humans[before:]))
@@ -156,6 +162,9 @@ class Client:
         return {v.key: v.value for v in self.diags[-1].status[0].values} if self.diags else {}
 
     def close(self) -> None:
+        if self._gyro_thread is not None:
+            self._gyro_stop.set()
+            self._gyro_thread.join()
         self.node.destroy_node()
 
 
@@ -174,6 +183,7 @@ def running(ros, model_files):
     try:
         client.wait_for_node()
         client.send_static_tf()
+        client.start_gyro()
         yield client, folder
     finally:
         client.close()
@@ -187,10 +197,9 @@ def running(ros, model_files):
 def test_real_video_gives_people_in_the_world_frame(running):
     client, _ = running
     video = frames(24)
-    prev = None
     arrays = []
     for rgb in video:
-        arr, prev = client.step(rgb, prev=prev)
+        arr, _ = client.step(rgb)
         arrays.append(arr)
     client.video_arrays = arrays
     tracked = [h for a in arrays for h in a.humans if h.state == Human.STATE_TRACKED]
@@ -207,6 +216,8 @@ def test_real_video_gives_people_in_the_world_frame(running):
         assert (kp[:, 0] >= -50).all() and (kp[:, 0] <= SIZE[0] + 50).all()
         cov = np.asarray(h.linear_velocity_covariance).reshape(3, 3)
         assert (np.diag(cov) > 0).all()
+    with_output = {str(h.id) for h in last if any(abs(v) > 0 for v in h.betas)}
+    assert client.hri and set(client.hri[-1].ids) == with_output      # ROS4HRI ids of the tracked bodies
     bodies = {t.child_frame_id: t.header.frame_id for m in client.tf for t in m.transforms}
     assert any(k.startswith("body_") and v == "odom" for k, v in bodies.items())
     mesh = [m for arr in client.markers for m in arr.markers if m.type == Marker.TRIANGLE_LIST]
@@ -221,7 +232,9 @@ def test_real_video_gives_people_in_the_world_frame(running):
 
 def test_node_output_matches_the_core_pipeline(running, model_files):
     """The same frames through the in-process pipeline give the same people as the node published."""
+    from wham_ros.geometry.camera_motion import angvel_from_delta
     from wham_ros.geometry.frames import Transform, quaternion_xyzw_to_rotation
+    from wham_ros.geometry.rotations import axis_angle_to_matrix
     from wham_ros.model import build_network
     from wham_ros.perception.mediapipe_pose import MediaPipePose
     from wham_ros.perception.tracker import Tracker
@@ -234,11 +247,13 @@ def test_node_output_matches_the_core_pipeline(running, model_files):
     net = build_network(str(folder / "wham.pth.tar"), str(folder / "body_models"))
     pipe = HumanPipeline(net, MediaPipePose(max_people=4), Tracker(birth_frames=2, max_tracks=4))
     pose = Transform(quaternion_xyzw_to_rotation(np.array(CAMERA_IN_ODOM[1])), np.array(CAMERA_IN_ODOM[0]))
+    turn = torch.as_tensor(GYRO, dtype=torch.float64)
+    constant = angvel_from_delta(axis_angle_to_matrix(turn * 0.1), 0.1).numpy()     # any dt: rescaled to 1/30 s
     compared = 0
-    for rgb, arr in zip(frames(24), node_arrays):
+    for k, (rgb, arr) in enumerate(zip(frames(24), node_arrays)):
         stamp = arr.header.stamp.sec + 1e-9 * arr.header.stamp.nanosec
-        people = pipe.process(rgb, stamp, np.zeros(6), focal=FOCAL, principal=(SIZE[0] / 2, SIZE[1] / 2),
-                              world_from_camera=pose)
+        people = pipe.process(rgb, stamp, constant if k else np.zeros(6), focal=FOCAL,
+                              principal=(SIZE[0] / 2, SIZE[1] / 2), world_from_camera=pose)
         mine = {p.track_id: p for p in people if p.output is not None and p.state == 1}
         theirs = {h.id: h for h in arr.humans if h.state == Human.STATE_TRACKED}
         assert len(mine) == len(theirs)
@@ -284,9 +299,14 @@ def test_bad_input_is_counted_and_good_frames_still_work(running):
     client.spin(0.5)
     future, _ = client.stamp(+100.0)
     client.send_frame(rgb, future)                        # far in the future
+    client.spin(0.5)
+    _, t_last = client.step(rgb)
+    earlier = rclpy.time.Time(seconds=int(t_last - 0.1), nanoseconds=int(((t_last - 0.1) % 1) * 1e9)).to_msg()
+    client.send_frame(rgb, earlier)                       # out of order (but no time jump)
     client.spin(1.0)
     after = client.counters()
-    for key in ("bad_images", "bad_imu", "bad_camera_info", "dropped_stale", "dropped_future_stamp"):
+    for key in ("bad_images", "bad_imu", "bad_camera_info", "dropped_stale", "dropped_future_stamp",
+                "dropped_out_of_order"):
         assert int(after.get(key, 0)) > int(before.get(key, 0)), (key, after)
     assert int(after["bad_images"]) - int(before.get("bad_images", 0)) == len(BAD_IMAGES)
     arr, _ = client.step(rgb)
@@ -361,15 +381,20 @@ def test_lifecycle_transitions_and_compressed_input(ros, model_files):
         bad = CompressedImage(format="jpeg", data=b"\xff\xd8 not a jpeg at all")
         bad.header.stamp, _ = client.stamp()
         client.image.publish(bad)
-        for rgb in frames(4):
+        for rgb in frames(10):
             ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             assert ok
             msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
             msg.header.stamp, _ = client.stamp()
-            msg.header.frame_id = CAMERA
+            msg.header.frame_id = "lc_camera_optical"          # a camera that TF does not know
             client.image.publish(msg)
             before = len(humans)
             assert client.spin(20, lambda b=before: len(humans) > b)
+        people = [h for a in humans for h in a.humans if h.state == Human.STATE_TRACKED and any(h.betas)]
+        assert people, "no tracked person in the JPEG frames"
+        for h in people:                                        # no TF for this camera: each person's own world
+            assert h.world_frame_id == f"wham_world_{h.id}"
+        assert all(a.header.frame_id == "" for a in humans)
         assert transition(4) and state() == "inactive"          # deactivate
         assert transition(2) and state() == "unconfigured"      # cleanup
     finally:

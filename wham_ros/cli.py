@@ -127,10 +127,18 @@ def _synthetic_stream(frames: int, seed: int) -> bool:
     return ok
 
 
+def _parity_candidates() -> list[str]:
+    """$WHAM_ROS_SHARED/parity, then ../shared/parity from the working directory and from the source tree."""
+    roots = [os.environ.get("WHAM_ROS_SHARED", ""), os.path.join(os.getcwd(), "..", "shared"),
+             os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")]
+    return [os.path.join(r, "parity") for r in roots if r]
+
+
 def selftest(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     ok = True
-    parity = args.parity or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "parity")
+    parity = args.parity or next((c for c in _parity_candidates() if os.path.isfile(os.path.join(c, "inputs.pt"))),
+                                 _parity_candidates()[0])
     if os.path.isfile(os.path.join(parity, "inputs.pt")):
         print(f"official WHAM parity ({os.path.abspath(parity)}):")
         ok &= _parity(parity)

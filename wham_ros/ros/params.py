@@ -40,7 +40,7 @@ PARAMS: tuple[Param, ...] = (
     Param("image_qos_depth", 2, "QoS depth of the image subscription", 1, 100),
     Param("imu_qos_reliability", "best_effort", "QoS reliability of the IMU subscription",
           choices=("best_effort", "reliable")),
-    Param("imu_qos_depth", 200, "QoS depth of the IMU subscription", 1, 2000),
+    Param("imu_qos_depth", 1000, "QoS depth of the IMU subscription (5 s of a 200 Hz gyro)", 1, 10000),
     Param("imu_wait", 0.05, "how long (s) to wait for IMU samples to reach an image's stamp", 0.0, 1.0),
     Param("imu_max_gap", 0.05, "longest gap (s) between IMU samples that still counts as coverage", 0.001, 1.0),
     Param("camera_frame", "", "optical frame of the camera; empty: the image header's frame_id"),
