@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate config/wham.yaml from the node's parameter table (wham_ros/ros/params.py)."""
+"""Regenerate config/wham.yaml from the node's parameter table (wham_ros/ros/params.py); --check compares."""
 from __future__ import annotations
 
 import os
@@ -24,5 +24,11 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    with open(os.path.join(ROOT, "config", "wham.yaml"), "w") as fh:
-        fh.write(render())
+    path = os.path.join(ROOT, "config", "wham.yaml")
+    if "--check" in sys.argv[1:]:
+        with open(path) as fh:
+            if fh.read() != render():
+                sys.exit(f"{path} is out of date: run tools/write_config.py")
+    else:
+        with open(path, "w") as fh:
+            fh.write(render())

@@ -1,6 +1,8 @@
 """Build the node's output messages (HumanArray, TF, markers, diagnostics) from pipeline results."""
 from __future__ import annotations
 
+import array
+
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -66,7 +68,7 @@ def human_message(person: PersonResult, world_frame: str, anchored: bool,
     joints_world = out.joints.double().numpy() @ (world.smpl_R @ root_cam.T).T + world.position
     h.joints_world[:] = joints_world.reshape(-1).astype(np.float32)
     if vertices_world is not None:
-        h.vertices_world = vertices_world.reshape(-1).astype(np.float32).tolist()
+        h.vertices_world = array.array("f", np.ascontiguousarray(vertices_world, dtype=np.float32).tobytes())
     return h
 
 
@@ -105,7 +107,13 @@ def _colour(track_id: int) -> ColorRGBA:
 
 
 def _points(xyz: np.ndarray) -> list[Point]:
-    return [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
+    # attribute assignment on default-constructed Points is the cheapest way to build thousands of them
+    points = []
+    for x, y, z in np.asarray(xyz, dtype=np.float64).tolist():
+        p = Point()
+        p.x, p.y, p.z = x, y, z
+        points.append(p)
+    return points
 
 
 def person_markers(person: PersonResult, header: Header, frame: str, vertices: np.ndarray, faces: np.ndarray,

@@ -51,7 +51,7 @@ PARAMS: tuple[Param, ...] = (
     Param("publish_mesh", False, "fill Human.vertices_world (6890 x 3 floats per person)"),
     Param("marker_rate", 10.0, "Hz of humans/markers (mesh + skeleton); 0 disables; only sent with subscribers",
           0.0, 100.0),
-    Param("marker_faces", 3000, "triangles per mesh marker (a fixed subset of the 13776)", 100, 13776),
+    Param("marker_faces", 1000, "triangles per mesh marker (a fixed subset of the 13776)", 100, 13776),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
 )
 
