@@ -63,7 +63,7 @@ def model_files(tmp_path_factory):
         f"    checkpoint: \"{folder / 'wham.pth.tar'}\"\n    body_model_dir: \"{folder / 'body_models'}\"\n"
         "    birth_frames: 2\n    max_image_age: 30.0\n    marker_rate: 100.0\n    marker_faces: 500\n"
         "    diagnostics_period: 0.3\n    image_qos_reliability: reliable\n    image_qos_depth: 5\n"
-        "    max_tracks: 4\n    imu_wait: 0.5\n    imu_qos_reliability: reliable\n")
+        "    max_tracks: 4\n    imu_wait: 0.5\n    imu_qos_reliability: reliable\n    imu_max_gap: 0.5\n")
     return folder, params
 
 
