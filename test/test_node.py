@@ -157,9 +157,11 @@ class Client:
         assert got, f"no HumanArray for the frame; node diagnostics: {self.counters()}"
         return next(h for h in self.humans[before:] if h.header.stamp == stamp_msg), t
 
-    def counters(self) -> dict[str, str]:
+    def counters(self, node: str = "/wham_node") -> dict[str, str]:
+        """The latest diagnostics values of the named node."""
         self.spin(1.0)
-        return {v.key: v.value for v in self.diags[-1].status[0].values} if self.diags else {}
+        mine = [d.status[0] for d in self.diags if d.status[0].name == f"wham_ros: {node}"]
+        return {v.key: v.value for v in mine[-1].values} if mine else {}
 
     def close(self) -> None:
         if self._gyro_thread is not None:
@@ -395,6 +397,8 @@ def test_lifecycle_transitions_and_compressed_input(ros, model_files):
         for h in people:                                        # no TF for this camera: each person's own world
             assert h.world_frame_id == f"wham_world_{h.id}"
         assert all(a.header.frame_id == "" for a in humans)
+        lc = client.counters("/lc/wham_node")
+        assert lc["bad_images"] == "1" and "per-person WHAM world" in lc["world"]   # the undecodable JPEG
         assert transition(4) and state() == "inactive"          # deactivate
         assert transition(2) and state() == "unconfigured"      # cleanup
     finally:

@@ -407,8 +407,9 @@ class WhamNode(LifecycleNode):
         level = M.LEVEL_ERROR if errors and not s.counts.get("frames") else M.LEVEL_WARN if warn else M.LEVEL_OK
         message = "; ".join(f"{k}: {self._status[k]}" for k in warn) or "ok"
         if "diagnostics" in self._pubs:
-            self._pubs["diagnostics"].publish(M.diagnostics(Header(stamp=self.get_clock().now().to_msg()),
-                                                            "wham_ros: wham_node", level, message, values))
+            name = f"wham_ros: {self.get_fully_qualified_name()}"
+            header = Header(stamp=self.get_clock().now().to_msg())
+            self._pubs["diagnostics"].publish(M.diagnostics(header, name, level, message, values))
 
 
 def main(args: list[str] | None = None) -> int:
