@@ -73,6 +73,15 @@ def start_node(params, *extra: str) -> subprocess.Popen:
                              *extra], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
 
 
+def stop(client: Client, proc: subprocess.Popen) -> None:
+    client.close()
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class Client:
     """The test's side of the DDS conversation."""
 
@@ -188,12 +197,7 @@ def running(ros, model_files):
         client.start_gyro()
         yield client, folder
     finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(client, proc)
 
 
 def test_real_video_gives_people_in_the_world_frame(running):
@@ -402,9 +406,4 @@ def test_lifecycle_transitions_and_compressed_input(ros, model_files):
         assert transition(4) and state() == "inactive"          # deactivate
         assert transition(2) and state() == "unconfigured"      # cleanup
     finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(client, proc)

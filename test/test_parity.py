@@ -21,17 +21,15 @@ def parity_net(parity_dir, parity_weights):
     return build_network(parity_weights.make_state_dict(7), os.path.join(parity_dir, "body_models"))
 
 
-def _case(folder: str, parity_weights) -> tuple:
-    """The case's inputs and the weight seed its notes name (7 for the public case)."""
+def _case(folder: str, flip: bool, parity_net, parity_dir, parity_weights) -> tuple:
+    """(inputs, network, reference outputs) of a case; the weight seed is the one its notes name (7: public)."""
     inputs = torch.load(os.path.join(folder, "inputs.pt"), weights_only=True)
     found = re.search(r"make_state_dict\((\d+)\)", str(inputs.get("notes", "")))
-    return inputs, int(found.group(1)) if found else 7
-
-
-def _net_for(seed: int, parity_net, parity_dir, parity_weights):
-    if seed == 7:
-        return parity_net
-    return build_network(parity_weights.make_state_dict(seed), os.path.join(parity_dir, "body_models"))
+    seed = int(found.group(1)) if found else 7
+    net = parity_net if seed == 7 else build_network(parity_weights.make_state_dict(seed),
+                                                      os.path.join(parity_dir, "body_models"))
+    ref = torch.load(os.path.join(folder, "outputs_flip_eval.pt" if flip else "outputs.pt"), weights_only=True)
+    return inputs, net, ref
 
 
 def _with_sub(out: dict) -> dict:
@@ -43,9 +41,7 @@ def _with_sub(out: dict) -> dict:
 @pytest.mark.parametrize("case", parity_cases(), ids=lambda p: os.path.relpath(p, os.path.dirname(p) + "/.."))
 @pytest.mark.parametrize("flip", [False, True], ids=["plain", "flip_eval"])
 def test_batch_entry_point_matches_official(case, flip, parity_net, parity_dir, parity_weights):
-    d, seed = _case(case, parity_weights)
-    net = _net_for(seed, parity_net, parity_dir, parity_weights)
-    ref = torch.load(os.path.join(case, "outputs_flip_eval.pt" if flip else "outputs.pt"), weights_only=True)
+    d, net, ref = _case(case, flip, parity_net, parity_dir, parity_weights)
     x_before = d["inputs"]["x"].clone()
     if flip:
         out = flip_eval_forward(net, d["inputs"], d["flipped_inputs"], return_y_up=True)
@@ -58,9 +54,7 @@ def test_batch_entry_point_matches_official(case, flip, parity_net, parity_dir, 
 @pytest.mark.parametrize("case", parity_cases(), ids=lambda p: os.path.relpath(p, os.path.dirname(p) + "/.."))
 @pytest.mark.parametrize("flip", [False, True], ids=["plain", "flip_eval"])
 def test_online_engine_matches_official_at_every_frame(case, flip, parity_net, parity_dir, parity_weights):
-    d, seed = _case(case, parity_weights)
-    net = _net_for(seed, parity_net, parity_dir, parity_weights)
-    ref = torch.load(os.path.join(case, "outputs_flip_eval.pt" if flip else "outputs.pt"), weights_only=True)
+    d, net, ref = _case(case, flip, parity_net, parity_dir, parity_weights)
     i, fi = d["inputs"], d["flipped_inputs"] if flip else None
     engine = StreamEngine(net, flip_eval=flip, return_y_up=True, with_vertices=True)
     engine.add_track(0, track_init(i, fi))
