@@ -16,9 +16,10 @@ from wham_ros.geometry.frames import Transform, WorldPose, place_in_wham_world, 
 from wham_ros.geometry.rotations import axis_angle_to_matrix, rot6d_to_matrix
 from wham_ros.model.network import WhamNetwork
 from wham_ros.perception.base import Detection, InitialBody, PoseEstimator
+from wham_ros.perception.smoothing import KeypointSmoother
 from wham_ros.perception.tracker import Track, Tracker, TrackState
 from wham_ros.stream import FrameOutput, StreamEngine
-from wham_ros.stream.inputs import TrackInputBuilder, make_track_init
+from wham_ros.stream.inputs import KEYPOINT_THRESHOLD, TrackInputBuilder, make_track_init
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class PersonResult:
 @dataclass
 class _TrackContext:
     builder: TrackInputBuilder
+    smoother: KeypointSmoother | None
+    last_frame: int = -1
     last_output: FrameOutput | None = None
     last_world: WorldPose | None = None
     last_trans_wham: np.ndarray = field(default_factory=lambda: np.zeros(3))
@@ -74,13 +77,16 @@ class HumanPipeline:
     """
 
     def __init__(self, net: WhamNetwork, estimator: PoseEstimator, tracker: Tracker | None = None, *,
-                 box_window: int = 5, use_camera_intrinsics: bool = True, flip_eval: bool = False) -> None:
+                 box_window: int = 5, use_camera_intrinsics: bool = True, flip_eval: bool = False,
+                 smooth_keypoints: bool = True, min_confident_keypoints: int = 6) -> None:
         self.net, self.estimator = net, estimator
         self.tracker = tracker or Tracker()
         self.engine = StreamEngine(net, flip_eval=flip_eval)
         self.box_window, self.use_camera_intrinsics, self.flip_eval = box_window, use_camera_intrinsics, flip_eval
+        self.smooth_keypoints, self.min_confident_keypoints = smooth_keypoints, min_confident_keypoints
         self._contexts: dict[int, _TrackContext] = {}
         self.skipped_frames = 0
+        self._frame = 0
 
     def reset(self) -> None:
         """Forget everyone (time jump, camera switch)."""
@@ -109,7 +115,10 @@ class HumanPipeline:
         gravity-aligned WHAM world (turned z-up).
         """
         h, w = rgb.shape[:2]
-        detections = self.estimator(rgb, stamp)
+        self._frame += 1
+        # the official rule: a detection counts only with enough confident joints
+        detections = [d for d in self.estimator(rgb, stamp)
+                      if int((d.keypoints[:, 2] > KEYPOINT_THRESHOLD).sum()) >= self.min_confident_keypoints]
         tracks = self.tracker.update(detections, stamp)
         for dead in self.tracker.dead:
             self.engine.remove_track(dead)
@@ -120,15 +129,21 @@ class HumanPipeline:
                 continue
             ctx = self._contexts.get(track.id)
             if ctx is None:
-                ctx = self._contexts[track.id] = _TrackContext(self._builder((w, h), focal, principal))
+                ctx = self._contexts[track.id] = _TrackContext(
+                    self._builder((w, h), focal, principal), KeypointSmoother() if self.smooth_keypoints else None)
             det = track.detection
-            frame = ctx.builder.frame(det.keypoints, torch.as_tensor(cam_angvel, dtype=torch.float32),
+            keypoints = det.keypoints
+            if ctx.smoother is not None:
+                gap = self._frame - ctx.last_frame if ctx.last_frame >= 0 else 1
+                keypoints = ctx.smoother(keypoints, gap)
+            ctx.last_frame = self._frame
+            frame = ctx.builder.frame(keypoints, torch.as_tensor(cam_angvel, dtype=torch.float32),
                                       None if det.feature is None else torch.as_tensor(det.feature),
                                       None if det.flipped_feature is None else torch.as_tensor(det.flipped_feature))
             if frame is None:
                 continue
             if track.id not in self.engine:
-                body = det.initial_body or default_initial_body(det.keypoints)
+                body = det.initial_body or default_initial_body(keypoints)
                 self.engine.add_track(track.id, make_track_init(
                     self.net.smpl, torch.as_tensor(body.global_orient), torch.as_tensor(body.body_pose),
                     torch.as_tensor(body.betas), frame.x, use_features=det.feature is not None))

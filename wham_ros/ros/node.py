@@ -150,7 +150,8 @@ class WhamNode(LifecycleNode):
                           max_tracks=int(self.p("max_tracks")))
         self.pipeline = HumanPipeline(net, estimator, tracker, box_window=int(self.p("box_window")),
                                       use_camera_intrinsics=bool(self.p("use_camera_info_intrinsics")),
-                                      flip_eval=bool(self.p("flip_eval")))
+                                      flip_eval=bool(self.p("flip_eval")),
+                                      smooth_keypoints=bool(self.p("keypoint_smoothing")))
         faces = net.smpl.faces_tensor.cpu().numpy()
         self._faces = M.decimated_faces(faces, int(self.p("marker_faces")))
         self._gyro = GyroIntegrator(max_gap=float(self.p("imu_max_gap")))
