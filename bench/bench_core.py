@@ -24,33 +24,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
-from wham_ros.geometry.rotations import axis_angle_to_matrix, matrix_to_rot6d  # noqa: E402
 from wham_ros.model import build_network, wham_forward  # noqa: E402
-from wham_ros.model.synthetic import make_test_state_dict, write_body_model  # noqa: E402
-from wham_ros.stream import FrameInput, StreamEngine, TrackInit, stack_outputs  # noqa: E402
+from wham_ros.model.synthetic import make_test_state_dict, make_track_inputs, write_body_model  # noqa: E402
+from wham_ros.stream import StreamEngine, stack_outputs  # noqa: E402
+from wham_ros.stream.state import frame_input_from_official, track_init_from_official  # noqa: E402
 
 PARITY = os.path.join(HERE, "..", "..", "shared", "parity")
 
 
 def inputs(T: int, seed: int, device: str) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    root = axis_angle_to_matrix(torch.tensor([torch.pi, 0.0, 0.0]))
-    x = (torch.rand(1, T, 37, generator=g) * 2 - 1) * 0.8
-    x[..., 34:] = torch.tensor([0.0, 0.0, 0.5])
-    d = {
-        "x": x, "mask": torch.rand(1, T, 17, generator=g) < 0.1, "features": torch.randn(1, T, 1024, generator=g),
-        "init_kp": torch.cat((torch.randn(1, 1, 51, generator=g) * 0.3, x[:, :1]), -1),
-        "init_smpl": matrix_to_rot6d(torch.cat((root[None], torch.eye(3).expand(23, 3, 3)))).reshape(1, 1, 24, 6),
-        "init_root": matrix_to_rot6d(root).reshape(1, 1, 6), "cam_angvel": torch.zeros(1, T, 6),
-        "cam_intrinsics": torch.tensor([[[[1468.6, 0, 640], [0, 1468.6, 360], [0, 0, 1.0]]]]),
-        "bbox": torch.tensor([640.0, 360.0, 1.6]).expand(1, T, 3).clone(), "res": torch.tensor([[1280.0, 720.0]]),
-    }
-    return {k: v.to(device) for k, v in d.items()}
-
-
-def frame(i: dict, t: int) -> FrameInput:
-    return FrameInput(i["x"][0, t], i["mask"][0, t], i["cam_angvel"][0, t], i["bbox"][0, t], 1468.6, i["res"][0],
-                      i["features"][0, t])
+    return {k: v.to(device) for k, v in make_track_inputs(T, seed).items()}
 
 
 def sync(device: str) -> None:
@@ -63,10 +46,10 @@ def step_ms(net, n_tracks: int, frames: int, device: str, warmup: int = 5) -> fl
     data = [inputs(frames + warmup, 100 + k, device) for k in range(n_tracks)]
     engine = StreamEngine(net)
     for k, i in enumerate(data):
-        engine.add_track(k, TrackInit(i["init_kp"], i["init_smpl"], i["init_root"]))
+        engine.add_track(k, track_init_from_official(i))
     times = []
     for t in range(frames + warmup):
-        batch = {k: frame(i, t) for k, i in enumerate(data)}
+        batch = {k: frame_input_from_official(i, t) for k, i in enumerate(data)}
         sync(device)
         start = time.perf_counter()
         engine.step(batch)
@@ -117,10 +100,8 @@ def deviation(mode: str, threads: int) -> None:
     ref = torch.load(os.path.join(PARITY, "outputs.pt"), weights_only=True)
     i = d["inputs"]
     engine = StreamEngine(net, return_y_up=True)
-    engine.add_track(0, TrackInit(i["init_kp"], i["init_smpl"], i["init_root"]))
-    frames = [engine.step({0: FrameInput(i["x"][0, t], i["mask"][0, t], i["cam_angvel"][0, t], i["bbox"][0, t],
-                                         i["cam_intrinsics"][0, 0, 0, 0], i["res"][0], i["features"][0, t])}
-                          ).outputs[0] for t in range(i["x"].shape[1])]
+    engine.add_track(0, track_init_from_official(i))
+    frames = [engine.step({0: frame_input_from_official(i, t)}).outputs[0] for t in range(i["x"].shape[1])]
     out = stack_outputs(frames, i["init_root"])
     keys = ("pose", "betas", "contact", "trans_cam", "feet", "vel_root", "vel_root_refined", "poses_root_world",
             "trans_world")
@@ -188,7 +169,7 @@ def main() -> None:
 
     engine = StreamEngine(net)
     i = inputs(1, 0, device)
-    engine.add_track(0, TrackInit(i["init_kp"], i["init_smpl"], i["init_root"]))
+    engine.add_track(0, track_init_from_official(i))
     print(f"\nmemory: per-track state {state_bytes(engine, 0) / 1024:.1f} KiB; "
           f"parameters {sum(p.numel() * p.element_size() for p in net.parameters()) / 2**20:.0f} MiB + "
           f"buffers {sum(b.numel() * b.element_size() for b in net.buffers()) / 2**20:.0f} MiB")

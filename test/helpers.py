@@ -4,22 +4,16 @@ from __future__ import annotations
 import torch
 
 from wham_ros.geometry.rotations import axis_angle_to_matrix, matrix_to_rot6d
-from wham_ros.stream import FrameInput, TrackInit
-
-RTOL = 1e-5
-#: per-key absolute tolerances recommended by the parity README (float32 noise of the official code)
-ATOL = {"feet": 5e-5, "trans_cam": 2e-5, "trans_world": 2e-5, "vel_root": 5e-6, "vel_root_refined": 5e-6}
-ATOL_DEFAULT = 1e-5
+from wham_ros.model.parity import compare_key
 
 
-def assert_outputs_close(ref: dict, mine: dict, keys=None, rtol: float = RTOL, scale: float = 1.0) -> None:
-    """Element-wise |mine - ref| <= atol + rtol |ref| for every key of ``ref`` (or ``keys``)."""
+def assert_outputs_close(ref: dict, mine: dict, keys=None) -> None:
+    """Every key of ``ref`` (or ``keys``) within the parity tolerances (``wham_ros.model.parity``)."""
     for k in keys or ref:
-        r, m = ref[k].double(), mine[k].double()
-        assert tuple(m.shape) == tuple(r.shape), f"{k}: shape {tuple(m.shape)} != {tuple(r.shape)}"
-        tol = scale * ATOL.get(k, ATOL_DEFAULT) + rtol * r.abs()
-        diff = (m - r).abs()
-        assert bool((diff <= tol).all()), f"{k}: max |diff| {float(diff.max()):.3e} exceeds tolerance"
+        shapes = tuple(mine[k].shape), tuple(ref[k].shape)
+        assert shapes[0] == shapes[1], f"{k}: shape {shapes[0]} != {shapes[1]}"
+        ok, worst = compare_key(ref[k], mine[k], k)
+        assert ok, f"{k}: max |diff| {worst:.3e} exceeds tolerance"
 
 
 def random_inputs(T: int, seed: int, flipped: bool = False) -> dict[str, torch.Tensor]:
@@ -44,16 +38,3 @@ def random_inputs(T: int, seed: int, flipped: bool = False) -> dict[str, torch.T
         "res": torch.tensor([[1280.0, 720.0]]),
     }
 
-
-def track_init(i: dict, fi: dict | None = None, use_features: bool = True) -> TrackInit:
-    return TrackInit(i["init_kp"], i["init_smpl"], i["init_root"],
-                     None if fi is None else fi["init_kp"], None if fi is None else fi["init_smpl"], use_features)
-
-
-def frame_input(i: dict, t: int, fi: dict | None = None, feature: bool = True) -> FrameInput:
-    f = FrameInput(i["x"][0, t], i["mask"][0, t], i["cam_angvel"][0, t], i["bbox"][0, t],
-                   i["cam_intrinsics"][0, 0, 0, 0], i["res"][0], i["features"][0, t] if feature else None)
-    if fi is not None:
-        f.flipped_x, f.flipped_mask = fi["x"][0, t], fi["mask"][0, t]
-        f.flipped_feature = fi["features"][0, t] if feature else None
-    return f

@@ -7,11 +7,13 @@ import re
 import pytest
 import torch
 from conftest import parity_cases
-from helpers import assert_outputs_close, frame_input, track_init
+from helpers import assert_outputs_close
 
 from wham_ros.model import build_network, flip_eval_forward, wham_forward
 from wham_ros.model.forward import encode
 from wham_ros.stream import StreamEngine, stack_outputs
+from wham_ros.stream.state import frame_input_from_official as frame_input
+from wham_ros.stream.state import track_init_from_official as track_init
 
 VERTS_STRIDE = 50
 

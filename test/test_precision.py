@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import frame_input, random_inputs, track_init
+from helpers import random_inputs
 
 from wham_ros.model.precision import set_precision
 from wham_ros.stream import StreamEngine, stack_outputs
+from wham_ros.stream.state import frame_input_from_official as frame_input
+from wham_ros.stream.state import track_init_from_official as track_init
 
 
 def _run(net, i):

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import assert_outputs_close, frame_input, random_inputs, track_init
+from helpers import assert_outputs_close, random_inputs
 
 from wham_ros.errors import InputError
 from wham_ros.model import flip_eval_forward, wham_forward
 from wham_ros.stream import StreamEngine, stack_outputs
+from wham_ros.stream.state import frame_input_from_official as frame_input
+from wham_ros.stream.state import track_init_from_official as track_init
 
 
 def _slice(i: dict, frames: list[int]) -> dict:

@@ -17,22 +17,22 @@ import time
 import torch
 
 
-def _compare(ref: dict, mine: dict, rtol: float = 1e-5) -> tuple[bool, list[str]]:
-    atol = {"feet": 5e-5, "trans_cam": 2e-5, "trans_world": 2e-5, "vel_root": 5e-6, "vel_root_refined": 5e-6}
+def _compare(ref: dict, mine: dict) -> tuple[bool, list[str]]:
+    from wham_ros.model.parity import compare_key
+
     ok, lines = True, []
     for k, r in ref.items():
-        m = mine[k]
-        d = (m.double() - r.double()).abs()
-        good = tuple(m.shape) == tuple(r.shape) and bool((d <= atol.get(k, 1e-5) + rtol * r.double().abs()).all())
+        good, worst = compare_key(r, mine[k], k)
         ok &= good
-        lines.append(f"    {k:24s} {'ok  ' if good else 'FAIL'} max|diff| {float(d.max()):.2e}")
+        lines.append(f"    {k:24s} {'ok  ' if good else 'FAIL'} max|diff| {worst:.2e}")
     return ok, lines
 
 
 def _parity(folder: str) -> bool:
     """Batch and streaming, plain and flip-eval, against the official outputs in ``folder``."""
     from wham_ros.model import build_network, flip_eval_forward, wham_forward
-    from wham_ros.stream import FrameInput, StreamEngine, TrackInit, stack_outputs
+    from wham_ros.stream import StreamEngine, stack_outputs
+    from wham_ros.stream.state import frame_input_from_official, track_init_from_official
 
     sys.path.insert(0, folder)
     import wham_parity_weights
@@ -45,13 +45,8 @@ def _parity(folder: str) -> bool:
         ref = torch.load(os.path.join(folder, "outputs_flip_eval.pt" if flip else "outputs.pt"), weights_only=True)
         batch = flip_eval_forward(net, i, fi, return_y_up=True) if flip else wham_forward(net, **i, return_y_up=True)
         engine = StreamEngine(net, flip_eval=flip, return_y_up=True, with_vertices=True)
-        engine.add_track(0, TrackInit(i["init_kp"], i["init_smpl"], i["init_root"], fi["init_kp"], fi["init_smpl"]))
-        frames = []
-        for t in range(i["x"].shape[1]):
-            frame = FrameInput(i["x"][0, t], i["mask"][0, t], i["cam_angvel"][0, t], i["bbox"][0, t],
-                               i["cam_intrinsics"][0, 0, 0, 0], i["res"][0], i["features"][0, t],
-                               fi["x"][0, t], fi["mask"][0, t], fi["features"][0, t])
-            frames.append(engine.step({0: frame}).outputs[0])
+        engine.add_track(0, track_init_from_official(i, fi))
+        frames = [engine.step({0: frame_input_from_official(i, t, fi)}).outputs[0] for t in range(i["x"].shape[1])]
         stream = stack_outputs(frames, i["init_root"])
         for name, out in (("batch", batch), ("stream", stream)):
             out = dict(out)
@@ -66,46 +61,25 @@ def _parity(folder: str) -> bool:
 
 def _synthetic_stream(frames: int, seed: int) -> bool:
     """Tracks joining and leaving a synthetic stream; streamed outputs vs the batch entry point."""
-    from wham_ros.geometry.rotations import axis_angle_to_matrix, matrix_to_rot6d
     from wham_ros.model import build_network, wham_forward
-    from wham_ros.model.synthetic import make_test_state_dict, write_body_model
-    from wham_ros.stream import FrameInput, StreamEngine, TrackInit, stack_outputs
+    from wham_ros.model.synthetic import make_test_state_dict, make_track_inputs, write_body_model
+    from wham_ros.stream import StreamEngine, stack_outputs
+    from wham_ros.stream.state import frame_input_from_official, track_init_from_official
 
     with tempfile.TemporaryDirectory() as tmp:
         net = build_network(make_test_state_dict(seed), write_body_model(tmp))
-    g = torch.Generator().manual_seed(seed)
     spans = {1: (0, frames), 2: (frames // 4, frames), 3: (frames // 3, 2 * frames // 3)}
-    data = {}
-    for tid, (a, b) in spans.items():
-        T = b - a
-        root = axis_angle_to_matrix(torch.tensor([torch.pi, 0.0, 0.0]))
-        x = (torch.rand(1, T, 37, generator=g) * 2 - 1) * 0.8
-        x[..., 34:] = torch.tensor([0.1 * tid - 0.2, 0.0, 0.5])
-        data[tid] = {
-            "x": x, "mask": torch.rand(1, T, 17, generator=g) < 0.1, "features": torch.randn(1, T, 1024, generator=g),
-            "init_kp": torch.cat((torch.randn(1, 1, 51, generator=g) * 0.3, x[:, :1]), -1),
-            "init_smpl": matrix_to_rot6d(torch.cat((root[None], torch.eye(3).expand(23, 3, 3)))).reshape(1, 1, 24, 6),
-            "init_root": matrix_to_rot6d(root).reshape(1, 1, 6),
-            "cam_angvel": torch.zeros(1, T, 6),
-            "cam_intrinsics": torch.tensor([[[[1468.6, 0, 640], [0, 1468.6, 360], [0, 0, 1.0]]]]),
-            "bbox": torch.tensor([640.0, 360.0, 1.6]).expand(1, T, 3).clone(), "res": torch.tensor([[1280.0, 720.0]]),
-        }
+    data = {tid: make_track_inputs(b - a, seed + tid, box_x=0.1 * tid - 0.2) for tid, (a, b) in spans.items()}
     engine = StreamEngine(net)
     got: dict[int, list] = {tid: [] for tid in spans}
     times = []
     for t in range(frames):
         for tid, (a, b) in spans.items():
             if t == a:
-                i = data[tid]
-                engine.add_track(tid, TrackInit(i["init_kp"], i["init_smpl"], i["init_root"]))
+                engine.add_track(tid, track_init_from_official(data[tid]))
             if t == b:
                 engine.remove_track(tid)
-        step = {}
-        for tid, (a, b) in spans.items():
-            if a <= t < b:
-                i, k = data[tid], t - a
-                step[tid] = FrameInput(i["x"][0, k], i["mask"][0, k], i["cam_angvel"][0, k], i["bbox"][0, k],
-                                       1468.6, i["res"][0], i["features"][0, k])
+        step = {tid: frame_input_from_official(data[tid], t - a) for tid, (a, b) in spans.items() if a <= t < b}
         start = time.perf_counter()
         result = engine.step(step)
         times.append((len(step), time.perf_counter() - start))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from wham_ros.geometry.frames import Transform, WorldPose, place_in_wham_world, place_with_camera_pose
-from wham_ros.geometry.rotations import axis_angle_to_matrix, rot6d_to_matrix
+from wham_ros.geometry.rotations import axis_angle_to_matrix
 from wham_ros.model.network import WhamNetwork
 from wham_ros.perception.base import Detection, InitialBody, PoseEstimator
 from wham_ros.perception.smoothing import KeypointSmoother
@@ -161,7 +161,7 @@ class HumanPipeline:
         return people
 
     def _update_world(self, ctx: _TrackContext, out: FrameOutput, world_from_camera: Transform | None) -> None:
-        root_wham = rot6d_to_matrix(out.pose_root_refined.double()).numpy()
+        root_wham = out.poses_root_world.double().numpy()      # refined, y-down: the engine runs without y-up
         trans_wham = out.trans_world.double().numpy()
         if world_from_camera is None:
             world = place_in_wham_world(root_wham, trans_wham)

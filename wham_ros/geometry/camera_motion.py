@@ -96,10 +96,11 @@ class GyroSample:
 class GyroIntegrator:
     """Buffers gyro samples and integrates them exactly on SO(3) between image stamps.
 
-    ``R_cam_imu`` (3, 3) rotates IMU-frame rates into the camera optical frame.
-    Between consecutive samples the rate is interpolated linearly and each
-    sub-interval is integrated with its mid-interval rate (second-order accurate),
-    composing the exponentials in time order by right-multiplication. Samples
+    Rates are stored in the IMU frame; ``R_cam_imu`` (3, 3), here or per call (e.g. the
+    latest TF extrinsic), turns the integrated rotation into the camera optical frame:
+    exp([R w]x) = R exp([w]x) R^T for a rigid mount. Between consecutive samples the
+    rate is interpolated linearly and each sub-interval is integrated with its
+    mid-interval rate (second-order accurate), composing the exponentials in time order by right-multiplication. Samples
     older than ``horizon`` seconds before the newest one are dropped. Thread-safe:
     one thread may add samples while another integrates.
     """
@@ -138,7 +139,7 @@ class GyroIntegrator:
             if self._stamps and stamp <= self._stamps[-1]:
                 raise ValueError(f"gyro stamp {stamp:.6f} is not after the previous one {self._stamps[-1]:.6f}")
             self._stamps.append(float(stamp))
-            self._rates.append(self.R_cam_imu @ rate)
+            self._rates.append(rate)
             while self._stamps and self._stamps[0] < stamp - self.horizon:
                 self._stamps.popleft()
                 self._rates.popleft()
@@ -175,10 +176,11 @@ class GyroIntegrator:
         w = (t - t0) / (t1 - t0)
         return rates[i - 1] * (1 - w) + rates[i] * w
 
-    def delta_rotation(self, t_a: float, t_b: float) -> torch.Tensor:
-        """Delta R = R_wc(t_a)^T R_wc(t_b) (float64, 3x3) from the buffered rates.
+    def delta_rotation(self, t_a: float, t_b: float, R_cam_imu: torch.Tensor | None = None) -> torch.Tensor:
+        """Delta R = R_wc(t_a)^T R_wc(t_b) of the camera (float64, 3x3) from the buffered rates.
 
-        Rates are held constant beyond the first/last sample; check :meth:`covers` first.
+        ``R_cam_imu`` overrides the constructor's extrinsic. Rates are held constant beyond
+        the first/last sample; check :meth:`covers` first.
         """
         stamps, rates = self._snapshot()
         if not stamps:
@@ -190,8 +192,10 @@ class GyroIntegrator:
         for a, b in itertools.pairwise(knots):
             if b > a:
                 R = R @ axis_angle_to_matrix(self._rate_at(stamps, rates, 0.5 * (a + b)) * (b - a))
-        return R
+        extrinsic = self.R_cam_imu if R_cam_imu is None else torch.as_tensor(R_cam_imu, dtype=torch.float64)
+        return extrinsic @ R @ extrinsic.T
 
-    def cam_angvel(self, t_a: float, t_b: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def cam_angvel(self, t_a: float, t_b: float, dtype: torch.dtype = torch.float32,
+                   R_cam_imu: torch.Tensor | None = None) -> torch.Tensor:
         """``cam_angvel`` (6,) for the frame pair (t_a, t_b), rescaled to 30 fps."""
-        return angvel_from_delta(self.delta_rotation(t_a, t_b), t_b - t_a).to(dtype)
+        return angvel_from_delta(self.delta_rotation(t_a, t_b, R_cam_imu), t_b - t_a).to(dtype)

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from wham_ros.geometry.rotations import matrix_to_quaternion, quaternion_to_matrix
 
 #: rows = z-up ROS axes expressed in WHAM's y-down world axes
 R_ROS_FROM_WHAM = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -71,28 +74,11 @@ def place_in_wham_world(root_wham: np.ndarray, trans_wham: np.ndarray) -> WorldP
 
 def rotation_to_quaternion_xyzw(R: np.ndarray) -> np.ndarray:
     """(3, 3) rotation -> unit quaternion (x, y, z, w) with w >= 0 (ROS order)."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = np.trace(R)
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        q = np.array([(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, 0.25 * s])
-    else:
-        i = int(np.argmax(np.diag(R)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * np.sqrt(max(1.0 + R[i, i] - R[j, j] - R[k, k], 1e-12))
-        q = np.empty(4)
-        q[i] = 0.25 * s
-        q[j] = (R[j, i] + R[i, j]) / s
-        q[k] = (R[k, i] + R[i, k]) / s
-        q[3] = (R[k, j] - R[j, k]) / s
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
+    q = matrix_to_quaternion(torch.as_tensor(R, dtype=torch.float64)).numpy()
+    return q[[1, 2, 3, 0]]
 
 
 def quaternion_xyzw_to_rotation(q: np.ndarray) -> np.ndarray:
-    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    """Quaternion (x, y, z, w), normalised here -> (3, 3) rotation."""
+    q = np.asarray(q, dtype=np.float64)
+    return quaternion_to_matrix(torch.from_numpy(q[[3, 0, 1, 2]].copy())).numpy()

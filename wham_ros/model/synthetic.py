@@ -235,3 +235,24 @@ def parameter_shapes() -> dict[str, tuple[int, ...]]:
                            ("trajectory_refiner", TrajectoryRefiner())):
         shapes.update({f"{prefix}.{k}": tuple(v.shape) for k, v in module.state_dict().items()})
     return shapes
+
+
+def make_track_inputs(T: int, seed: int, box_x: float = 0.0) -> dict[str, torch.Tensor]:
+    """Official network arguments (batch 1, T frames, 1280x720, static camera) for a synthetic upright person.
+
+    Random normalised keypoints (10 % masked) and features; ``box_x`` places the box location.
+    """
+    from wham_ros.geometry.rotations import axis_angle_to_matrix, matrix_to_rot6d
+
+    g = torch.Generator().manual_seed(seed)
+    root = axis_angle_to_matrix(torch.tensor([torch.pi, 0.0, 0.0]))
+    x = (torch.rand(1, T, 37, generator=g) * 2 - 1) * 0.8
+    x[..., 34:] = torch.tensor([box_x, 0.0, 0.5])
+    return {
+        "x": x, "mask": torch.rand(1, T, 17, generator=g) < 0.1, "features": torch.randn(1, T, 1024, generator=g),
+        "init_kp": torch.cat((torch.randn(1, 1, 51, generator=g) * 0.3, x[:, :1]), -1),
+        "init_smpl": matrix_to_rot6d(torch.cat((root[None], torch.eye(3).expand(23, 3, 3)))).reshape(1, 1, 24, 6),
+        "init_root": matrix_to_rot6d(root).reshape(1, 1, 6), "cam_angvel": torch.zeros(1, T, 6),
+        "cam_intrinsics": torch.tensor([[[[1468.6, 0, 640], [0, 1468.6, 360], [0, 0, 1.0]]]]),
+        "bbox": torch.tensor([640.0, 360.0, 1.6]).expand(1, T, 3).clone(), "res": torch.tensor([[1280.0, 720.0]]),
+    }

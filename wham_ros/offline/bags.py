@@ -17,15 +17,12 @@ import numpy as np
 
 
 def _field(obj: Any, name: str) -> Any:
+    """``obj.name``, matching the name case-insensitively (ROS 1 ``K`` for ROS 2 ``k``)."""
     if hasattr(obj, name):
         return getattr(obj, name)
-    for candidate in vars(obj) if hasattr(obj, "__dict__") else getattr(obj, "__slots__", ()):
+    for candidate in getattr(obj, "__dataclass_fields__", None) or vars(obj):
         if candidate.lower() == name.lower():
             return getattr(obj, candidate)
-    if hasattr(obj, "__dataclass_fields__"):
-        for candidate in obj.__dataclass_fields__:
-            if candidate.lower() == name.lower():
-                return getattr(obj, candidate)
     raise AttributeError(f"{type(obj).__name__} has no field {name!r}")
 
 

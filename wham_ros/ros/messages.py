@@ -65,11 +65,17 @@ def human_message(person: PersonResult, world_frame: str, anchored: bool,
     h.foot_contact[:] = out.contact.numpy().astype(np.float32)
     joints_cam = out.joints.double().numpy() + trans_cam
     h.joints_camera[:] = joints_cam.reshape(-1).astype(np.float32)
-    joints_world = out.joints.double().numpy() @ (world.smpl_R @ root_cam.T).T + world.position
+    joints_world = hip_centred_to_world(person, out.joints.double().numpy())
     h.joints_world[:] = joints_world.reshape(-1).astype(np.float32)
     if vertices_world is not None:
         h.vertices_world = array.array("f", np.ascontiguousarray(vertices_world, dtype=np.float32).tobytes())
     return h
+
+
+def hip_centred_to_world(person: PersonResult, points: np.ndarray) -> np.ndarray:
+    """Hip-centred points in camera orientation (WHAM's joints, vertices) (N, 3) -> the person's world frame."""
+    rotation = person.world.smpl_R @ person.output.poses_root_cam.double().numpy().T
+    return points @ rotation.T + person.world.position
 
 
 def world_vertices(body_model, person: PersonResult) -> np.ndarray:
@@ -79,8 +85,7 @@ def world_vertices(body_model, person: PersonResult) -> np.ndarray:
         verts = body_model.get_output(out.poses_root_cam[None, None].to(body_model.v_template),
                                       out.poses_body[None].to(body_model.v_template),
                                       out.betas[None].to(body_model.v_template)).vertices[0].cpu().double().numpy()
-    rot = person.world.smpl_R @ out.poses_root_cam.double().numpy().T
-    return verts @ rot.T + person.world.position
+    return hip_centred_to_world(person, verts)
 
 
 def human_array(header: Header, camera_frame: str, humans: list[Human]) -> HumanArray:
@@ -128,9 +133,7 @@ def person_markers(person: PersonResult, header: Header, frame: str, vertices: n
     mesh.color = _colour(person.track_id)
     mesh.lifetime.sec, mesh.lifetime.nanosec = life_sec, life_ns
     mesh.points = _points(vertices[faces.reshape(-1)])
-    joints = np.asarray(person.output.joints.double().numpy())
-    rot = person.world.smpl_R @ person.output.poses_root_cam.double().numpy().T
-    joints_world = joints @ rot.T + person.world.position
+    joints_world = hip_centred_to_world(person, person.output.joints.double().numpy())
     skeleton = Marker(ns="wham_skeleton", id=int(person.track_id), type=Marker.LINE_LIST, action=Marker.ADD)
     skeleton.header = mesh.header
     skeleton.pose.orientation.w = 1.0

@@ -69,7 +69,7 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counts: collections.Counter = collections.Counter()
-        self.latency: collections.deque = collections.deque(maxlen=300)
+        self._latency: collections.deque = collections.deque(maxlen=300)
         self.arrivals = {k: collections.deque(maxlen=200) for k in ("image", "imu", "camera_info")}
 
     def inc(self, key: str, n: int = 1) -> None:
@@ -79,6 +79,15 @@ class Counters:
     def arrived(self, key: str) -> None:
         with self._lock:
             self.arrivals[key].append(time.monotonic())
+
+    def record_latency(self, seconds: float) -> None:
+        with self._lock:
+            self._latency.append(seconds)
+
+    def latencies(self) -> list[float]:
+        """The recent image-stamp-to-result latencies, sorted."""
+        with self._lock:
+            return sorted(self._latency)
 
     def seconds_since(self, key: str) -> float:
         with self._lock:
@@ -294,14 +303,12 @@ class WhamNode(LifecycleNode):
                 time.sleep(0.002)
         if len(self._gyro) and self._gyro.covers(prev, stamp):
             try:
-                R_ci = self._tf.lookup(camera_frame, self._imu_frame, stamp).R if self._imu_frame != camera_frame \
-                    else np.eye(3)
+                R_ci = self._tf.lookup(camera_frame, self._imu_frame, stamp).R
             except TransformLookupError as exc:
                 self._status["camera_rotation"] = f"IMU extrinsic missing ({exc}); gyro unused"
             else:
-                dR = torch.as_tensor(R_ci) @ self._gyro.delta_rotation(prev, stamp) @ torch.as_tensor(R_ci).T
                 self._status["camera_rotation"] = "gyro"
-                return angvel_from_delta(dR, stamp - prev).numpy()
+                return self._gyro.cam_angvel(prev, stamp, torch.float64, R_cam_imu=R_ci).numpy()
         gyro_note = self._gyro.coverage_report(prev, stamp) if len(self._gyro) else "no IMU samples"
         world = self.p("world_frame")
         try:
@@ -359,7 +366,7 @@ class WhamNode(LifecycleNode):
         self._last_stamp = stamp
         self._publish(people, msg.header.stamp, camera_frame, world_from_camera is not None)
         self.stats.inc("frames")
-        self.stats.latency.append(self.get_clock().now().nanoseconds * 1e-9 - stamp)
+        self.stats.record_latency(self.get_clock().now().nanoseconds * 1e-9 - stamp)
 
     # ------------------------------------------------------------------ outputs
     def _publish(self, people, stamp, camera_frame: str, anchored: bool) -> None:
@@ -367,16 +374,17 @@ class WhamNode(LifecycleNode):
         header = Header(stamp=stamp, frame_id=world if anchored else "")
         body_model = self.pipeline.net.smpl
         humans, transforms, markers = [], [], []
-        want_markers = (self.p("marker_rate") > 0 and self._pubs["markers"].get_subscription_count() > 0
-                        and time.monotonic() - self._last_marker >= 1.0 / self.p("marker_rate"))
+        rate, mesh, tf = self.p("marker_rate"), self.p("publish_mesh"), self.p("publish_tf")
+        want_markers = (rate > 0 and self._pubs["markers"].get_subscription_count() > 0
+                        and time.monotonic() - self._last_marker >= 1.0 / rate)
         for person in people:
-            verts = M.world_vertices(body_model, person) if person.output is not None and (
-                self.p("publish_mesh") or want_markers) else None
-            humans.append(M.human_message(person, world, anchored, verts if self.p("publish_mesh") else None))
+            verts = M.world_vertices(body_model, person) if person.output is not None and (mesh or want_markers) \
+                else None
+            humans.append(M.human_message(person, world, anchored, verts if mesh else None))
             if person.output is None:
                 continue
             frame = M.person_world_frame(person, world, anchored)
-            if self.p("publish_tf"):
+            if tf:
                 transforms.append(M.body_transform(person, header, frame))
             if want_markers:
                 markers += M.person_markers(person, header, frame, verts, self._faces, lifetime=0.5)
@@ -392,7 +400,7 @@ class WhamNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         s = self.stats
-        lat = sorted(s.latency)
+        lat = s.latencies()
         pct = (lambda q: f"{1e3 * lat[min(len(lat) - 1, int(q * len(lat)))]:.1f}") if lat else (lambda q: "n/a")
         values = {
             "image rate (Hz)": f"{s.rate('image'):.1f}", "imu rate (Hz)": f"{s.rate('imu'):.1f}",

@@ -154,3 +154,27 @@ def stack_outputs(frames: list[FrameOutput], init_root: torch.Tensor) -> dict[st
     if frames and frames[0].verts_cam is not None:
         out["verts_cam"] = st("verts_cam")
     return out
+
+
+def track_init_from_official(inputs: dict, flipped: dict | None = None, use_features: bool = True,
+                             index: int = 0) -> TrackInit:
+    """TrackInit of batch element ``index`` of the official network arguments (``init_kp``, ``init_smpl``,
+    ``init_root``; ``flipped``: the flipped arguments, for flip evaluation)."""
+    return TrackInit(inputs["init_kp"][index], inputs["init_smpl"][index], inputs["init_root"][index],
+                     None if flipped is None else flipped["init_kp"][index],
+                     None if flipped is None else flipped["init_smpl"][index], use_features)
+
+
+def frame_input_from_official(inputs: dict, t: int, flipped: dict | None = None, feature: bool = True,
+                              index: int = 0) -> FrameInput:
+    """FrameInput of frame ``t`` of batch element ``index`` of the official network arguments.
+
+    ``feature=False`` leaves the image feature out (a frame without a crop).
+    """
+    frame = FrameInput(inputs["x"][index, t], inputs["mask"][index, t], inputs["cam_angvel"][index, t],
+                       inputs["bbox"][index, t], inputs["cam_intrinsics"][index, 0, 0, 0], inputs["res"][index],
+                       inputs["features"][index, t] if feature else None)
+    if flipped is not None:
+        frame.flipped_x, frame.flipped_mask = flipped["x"][index, t], flipped["mask"][index, t]
+        frame.flipped_feature = flipped["features"][index, t] if feature else None
+    return frame
