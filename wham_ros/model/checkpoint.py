@@ -10,7 +10,6 @@ which the demo drops; a warning names every buffer whose values differ.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ from wham_ros.errors import CheckpointError
 from wham_ros.model.body_model import load_body_model
 from wham_ros.model.network import WhamNetwork
 from wham_ros.model.precision import set_precision
+from wham_ros.weights import check_state_dict, listing, read_file
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 DEMO_DROPPED_KEYS = frozenset({
     "smpl.body_pose", "smpl.betas", "smpl.global_orient", "smpl.J_regressor_extra", "smpl.J_regressor_eval",
 })
-_MAX_LISTED = 25
 
 
 @dataclass
@@ -39,28 +38,13 @@ class LoadReport:
     smpl_ignored: list[str] = field(default_factory=list)
 
 
-def _listing(names: list[str]) -> str:
-    names = sorted(names)
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
-
-
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """The ``model`` state_dict of a checkpoint file, read with ``weights_only=True`` on the CPU.
 
     A bare state_dict (name -> tensor) is accepted too. Raises :class:`CheckpointError`
     for missing, truncated, corrupt or foreign files.
     """
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # arbitrary bytes can make the unpickler raise anything (IndexError, KeyError, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint {path!r}: the file is corrupt, truncated or not a torch checkpoint "
-            f"({type(exc).__name__}: {first})") from exc
-    return extract_state_dict(ckpt, path)
+    return extract_state_dict(read_file(path), path)
 
 
 def extract_state_dict(ckpt: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -75,7 +59,7 @@ def extract_state_dict(ckpt: object, source: str = "checkpoint") -> dict[str, to
         raise CheckpointError(f"{source}: no WHAM 'model' state_dict found (top level: {keys}){hint}")
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"{source}: entries that are not tensors: {_listing(bad)}")
+        raise CheckpointError(f"{source}: entries that are not tensors: {listing(bad)}")
     return dict(sd)
 
 
@@ -84,30 +68,9 @@ def load_checkpoint(net: WhamNetwork, checkpoint: str | Mapping[str, torch.Tenso
     source = checkpoint if isinstance(checkpoint, str) else "state_dict"
     sd = read_state_dict(checkpoint) if isinstance(checkpoint, str) else extract_state_dict(checkpoint, source)
     own = net.state_dict()
-    net_keys = {k for k in own if not k.startswith("smpl.")}
-    ck_keys = {k for k in sd if not k.startswith("smpl.")}
-    missing, unexpected = net_keys - ck_keys, ck_keys - net_keys
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} keys: {_listing(list(missing))}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys: {_listing(list(unexpected))}")
-        hint = " - this is not a WHAM (ViT, demo configuration) checkpoint" if len(missing) > len(net_keys) // 2 else ""
-        raise CheckpointError(f"{source}: " + "; ".join(parts) + hint)
-    wrong = [f"{k} {tuple(sd[k].shape)} (expected {tuple(own[k].shape)})"
-             for k in sorted(net_keys) if sd[k].shape != own[k].shape]
-    if wrong:
-        raise CheckpointError(f"{source}: wrong shapes: {_listing(wrong)}")
-    not_float = [k for k in net_keys if not sd[k].is_floating_point()]
-    if not_float:
-        raise CheckpointError(f"{source}: non-floating-point weights: {_listing(not_float)}")
-    non_finite = [k for k in net_keys if not torch.isfinite(sd[k]).all()]
-    if non_finite:
-        raise CheckpointError(f"{source}: NaN or inf in {_listing(non_finite)}")
-
+    new_sd = check_state_dict({k: v for k, v in own.items() if not k.startswith("smpl.")}, sd, source,
+                              ignore=("smpl.",), what="WHAM (ViT, demo configuration)")
     report = LoadReport()
-    new_sd = {k: sd[k].to(own[k].dtype).contiguous() for k in net_keys}
     for k in sorted(k for k in sd if k.startswith("smpl.")):
         if k in DEMO_DROPPED_KEYS or k not in own or sd[k].shape != own[k].shape:
             report.smpl_ignored.append(k)
