@@ -119,7 +119,7 @@ class HumanPipeline:
         # the official rule: a detection counts only with enough confident joints
         detections = [d for d in self.estimator(rgb, stamp)
                       if int((d.keypoints[:, 2] > KEYPOINT_THRESHOLD).sum()) >= self.min_confident_keypoints]
-        tracks = self.tracker.update(detections, stamp)
+        tracks = self.tracker.update(detections, stamp, rgb)
         for dead in self.tracker.dead:
             self.engine.remove_track(dead)
             self._contexts.pop(dead, None)

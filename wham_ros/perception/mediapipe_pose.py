@@ -30,7 +30,13 @@ def default_model_path() -> str:
 
 def _release(graph: list) -> None:
     while graph:
-        graph.pop().close()
+        landmarker = graph.pop()
+        try:
+            landmarker.close()
+        except RuntimeError:
+            # at interpreter exit MediaPipe's executor is already shut down and the OS frees the graph;
+            # forgetting the handle keeps its destructor from trying again during module teardown
+            landmarker._handle = None
 
 
 class MediaPipePose:

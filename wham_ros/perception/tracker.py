@@ -1,10 +1,18 @@
 """Online multi-person tracking: stable ids, because every id owns recurrent WHAM state.
 
-Each frame: predict every track's box and keypoints with a constant-velocity model,
-score detection/track pairs by IoU and object keypoint similarity (OKS), match
-greedily from the best pair down, and update. A track is born *tentative*, becomes
-*tracked* after ``birth_frames`` consecutive matches, is *lost* while unmatched,
-and dies after ``max_missed`` unmatched frames. Ids are never reused.
+Each frame:
+
+1. duplicate detections of one person (pose models sometimes return two) are suppressed;
+2. every track's box and keypoints are predicted with a constant-velocity model;
+3. detection/track pairs are scored by IoU and object keypoint similarity (OKS) and matched
+   greedily from the best pair down, *confirmed tracks first*, so a tentative track born on a
+   stray detection can never take a person away from its established track;
+4. detections still unmatched are compared with lost tracks by colour appearance, within a
+   reach that grows with the time lost: this re-identifies a person after an occlusion or a
+   fast move the motion model could not follow (a flip, a jump), so the person keeps its id
+   and its recurrent state;
+5. a track is born *tentative*, becomes *tracked* after ``birth_frames`` consecutive matches,
+   is *lost* while unmatched, and dies after ``max_missed`` unmatched frames. Ids are never reused.
 """
 from __future__ import annotations
 
@@ -13,11 +21,14 @@ from enum import IntEnum
 
 import numpy as np
 
+from wham_ros.perception.appearance import appearance, similarity
 from wham_ros.perception.base import Detection
 
 #: COCO per-keypoint OKS constants (sigmas)
 COCO_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87,
                         0.87, 0.89, 0.89]) / 10.0
+#: weight of a new appearance observation in a track's running signature
+APPEARANCE_RATE = 0.1
 
 
 class TrackState(IntEnum):
@@ -36,6 +47,7 @@ class Track:
     age: int = 1                  # frames since birth
     last_seen: float = 0.0        # stamp of the last match
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))   # box centre, px per frame
+    appearance: np.ndarray | None = None   # running colour signature (see perception.appearance)
 
     @property
     def matched_now(self) -> bool:
@@ -68,17 +80,36 @@ def oks(kp_a: np.ndarray, kp_b: np.ndarray, box: np.ndarray, threshold: float = 
     return float(np.exp(-d2 / (2 * area * (2 * COCO_SIGMAS[both]) ** 2)).mean())
 
 
+def overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over the smaller box's area (1 when one box lies inside the other)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(ix * iy / smaller) if smaller > 0 else 0.0
+
+
 class Tracker:
-    """Greedy IoU + OKS tracker with births, occlusion survival and explicit deaths."""
+    """Greedy IoU + OKS tracker with confirmed-first matching, appearance re-identification,
+    births, occlusion survival and explicit deaths.
+
+    min_similarity: least (1 - oks_weight) * IoU + oks_weight * OKS for a motion match.
+    duplicate_overlap: two detections whose IoU or OKS exceeds it, or whose smaller box lies
+    inside the other by more than (1 + it) / 2, are one person; the lower-scored one is dropped.
+    reid_similarity: least colour similarity (Bhattacharyya coefficient) to re-identify a lost
+    track; reid_reach: how far (in box heights per missed frame, plus one box height) it may have moved.
+    """
 
     def __init__(self, min_similarity: float = 0.2, oks_weight: float = 0.5, birth_frames: int = 3,
-                 max_missed: int = 15, max_tracks: int = 16, velocity_gain: float = 0.5) -> None:
+                 max_missed: int = 30, max_tracks: int = 16, velocity_gain: float = 0.5,
+                 duplicate_overlap: float = 0.5, reid_similarity: float = 0.6, reid_reach: float = 0.15) -> None:
         self.min_similarity, self.oks_weight = min_similarity, oks_weight
         self.birth_frames, self.max_missed, self.max_tracks = birth_frames, max_missed, max_tracks
-        self.velocity_gain = velocity_gain
+        self.velocity_gain, self.duplicate_overlap = velocity_gain, duplicate_overlap
+        self.reid_similarity, self.reid_reach = reid_similarity, reid_reach
         self.tracks: list[Track] = []
         self._next_id = 1
         self.dead: list[int] = []
+        self.reidentified: list[int] = []
 
     def reset(self) -> None:
         """Drop every track; ids keep increasing so none is reused."""
@@ -89,21 +120,77 @@ class Tracker:
         box, kp = track.predicted(track.missed + 1)
         return (1 - self.oks_weight) * iou(box, det.bbox) + self.oks_weight * oks(kp, det.keypoints, box)
 
-    def update(self, detections: list[Detection], stamp: float) -> list[Track]:
-        """Associate this frame's detections; returns every live track (matched ones first)."""
-        pairs = sorted(((self.similarity(t, d), ti, di) for ti, t in enumerate(self.tracks)
-                        for di, d in enumerate(detections)), reverse=True)
-        used_t, used_d = set(), set()
+    def _is_duplicate(self, a: Detection, b: Detection) -> bool:
+        return (iou(a.bbox, b.bbox) > self.duplicate_overlap
+                or oks(a.keypoints, b.keypoints, a.bbox) > self.duplicate_overlap
+                or overlap_of_smaller(a.bbox, b.bbox) > (1 + self.duplicate_overlap) / 2)
+
+    def suppress_duplicates(self, detections: list[Detection]) -> list[Detection]:
+        """The detections without the lower-scored copies of a person, best first."""
+        kept: list[Detection] = []
+        for det in sorted(detections, key=lambda d: -d.score):
+            if not any(self._is_duplicate(det, k) for k in kept):
+                kept.append(det)
+        return kept
+
+    def _motion_match(self, tracks: list[Track], detections: list[Detection], free: set[int]) -> dict[int, int]:
+        pairs = sorted(((self.similarity(t, detections[di]), ti, di) for ti, t in enumerate(tracks) for di in free),
+                       reverse=True)
+        matched: dict[int, int] = {}
         for sim, ti, di in pairs:
-            if sim < self.min_similarity or ti in used_t or di in used_d:
+            if sim >= self.min_similarity and ti not in matched and di in free:
+                matched[ti] = di
+                free.discard(di)
+        return matched
+
+    def _reach(self, track: Track, det: Detection) -> bool:
+        height = max(track.detection.bbox[3] - track.detection.bbox[1], det.bbox[3] - det.bbox[1], 1.0)
+        box, _ = track.predicted(0)
+        gap = np.linalg.norm((box[:2] + box[2:]) / 2 - (det.bbox[:2] + det.bbox[2:]) / 2)
+        return gap <= height * (1.0 + self.reid_reach * (track.missed + 1))
+
+    def _reidentify(self, lost: list[Track], detections: list[Detection], signatures: list[np.ndarray | None],
+                    free: set[int]) -> dict[int, int]:
+        scores = {(ti, di): similarity(t.appearance, signatures[di])
+                  for ti, t in enumerate(lost) for di in free
+                  if t.appearance is not None and signatures[di] is not None and self._reach(t, detections[di])}
+        matched: dict[int, int] = {}
+        for (ti, di), score in sorted(scores.items(), key=lambda kv: -kv[1]):
+            if score < self.reid_similarity or ti in matched or di not in free:
                 continue
-            used_t.add(ti)
-            used_d.add(di)
-            self._match(self.tracks[ti], detections[di], stamp)
+            # only an unambiguous match: no other lost track looks almost as much like this person
+            rivals = [s for (tj, dj), s in scores.items() if dj == di and tj != ti]
+            if rivals and max(rivals) > score - 0.05:
+                continue
+            matched[ti] = di
+            free.discard(di)
+        return matched
+
+    def update(self, detections: list[Detection], stamp: float, image: np.ndarray | None = None) -> list[Track]:
+        """Associate this frame's detections; returns every live track (matched ones first).
+
+        image (H, W, 3) RGB: the frame, for appearance re-identification (skipped without it).
+        """
+        detections = self.suppress_duplicates(detections)
+        signatures = [appearance(image, d) if image is not None else None for d in detections]
+        free = set(range(len(detections)))
+        confirmed = [t for t in self.tracks if t.state != TrackState.TENTATIVE]
+        tentative = [t for t in self.tracks if t.state == TrackState.TENTATIVE]
+        matches: list[tuple[Track, int]] = []
+        for group in (confirmed, tentative):
+            matches += [(group[ti], di) for ti, di in self._motion_match(group, detections, free).items()]
+        matched_ids = {t.id for t, _ in matches}
+        lost = [t for t in confirmed if t.id not in matched_ids]
+        reid = [(lost[ti], di) for ti, di in self._reidentify(lost, detections, signatures, free).items()]
+        self.reidentified = [t.id for t, _ in reid]
+        for track, di in matches + reid:
+            self._match(track, detections[di], signatures[di], stamp)
+        matched_ids |= set(self.reidentified)
+
         self.dead = []
         survivors = []
-        for ti, track in enumerate(self.tracks):
-            if ti not in used_t:
+        for track in self.tracks:
+            if track.id not in matched_ids:
                 track.missed += 1
                 track.hits = 0
                 track.age += 1
@@ -113,18 +200,25 @@ class Tracker:
                 track.state = TrackState.LOST
             survivors.append(track)
         self.tracks = survivors
-        for di, det in enumerate(detections):
-            if di not in used_d and len(self.tracks) < self.max_tracks:
+        for di in sorted(free):
+            if len(self.tracks) < self.max_tracks:
                 state = TrackState.TRACKED if self.birth_frames <= 1 else TrackState.TENTATIVE
-                self.tracks.append(Track(self._next_id, state, det, last_seen=stamp))
+                self.tracks.append(Track(self._next_id, state, detections[di], last_seen=stamp,
+                                         appearance=signatures[di]))
                 self._next_id += 1
         return sorted(self.tracks, key=lambda t: (not t.matched_now, t.id))
 
-    def _match(self, track: Track, det: Detection, stamp: float) -> None:
+    def _match(self, track: Track, det: Detection, signature: np.ndarray | None, stamp: float) -> None:
         old = (track.detection.bbox[:2] + track.detection.bbox[2:]) / 2
         new = (det.bbox[:2] + det.bbox[2:]) / 2
         step = (new - old) / (track.missed + 1)
-        track.velocity = (1 - self.velocity_gain) * track.velocity + self.velocity_gain * step
+        # a re-identified track jumped: restart its motion model instead of learning the jump as velocity
+        reidentified = self.similarity(track, det) < self.min_similarity
+        track.velocity = np.zeros(2) if reidentified else (
+            (1 - self.velocity_gain) * track.velocity + self.velocity_gain * step)
+        if signature is not None:
+            track.appearance = signature if track.appearance is None else (
+                (1 - APPEARANCE_RATE) * track.appearance + APPEARANCE_RATE * signature)
         track.detection = det
         track.hits += 1
         track.missed = 0

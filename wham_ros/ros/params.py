@@ -27,7 +27,7 @@ PARAMS: tuple[Param, ...] = (
           choices=("embedded",)),
     Param("max_tracks", 8, "most people tracked at once", 1, 64),
     Param("birth_frames", 3, "consecutive detections before a person is published as tracked", 1, 30),
-    Param("max_missed_frames", 15, "frames a person may be unseen before the track ends", 0, 300),
+    Param("max_missed_frames", 30, "frames a person may be unseen (occluded, missed) before the track ends", 0, 300),
     Param("box_window", 5, "causal median window of the person box (frames)", 1, 31),
     Param("keypoint_smoothing", True, "one-euro filter on each track's keypoints (the official tracker's)"),
     Param("use_camera_info_intrinsics", True,

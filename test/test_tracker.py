@@ -1,0 +1,144 @@
+"""The tracker: confirmed-first matching, duplicate suppression, appearance re-identification, births
+and deaths on synthetic scenes, and id stability on the real two-person sports2d clip."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from conftest import SHARED
+
+from wham_ros.offline.tracking_eval import SPORTS2D, ClipAnnotation, score_ids
+from wham_ros.perception.appearance import appearance, similarity
+from wham_ros.perception.base import Detection
+from wham_ros.perception.tracker import Tracker, TrackState
+
+SKELETON = np.array([[0, -140], [8, -148], [-8, -148], [16, -144], [-16, -144], [40, -100], [-40, -100],
+                     [50, -50], [-50, -50], [55, 0], [-55, 0], [25, 0], [-25, 0], [25, 70], [-25, 70],
+                     [25, 140], [-25, 140]], dtype=float)
+
+
+def person(x: float, y: float, score: float = 0.9) -> Detection:
+    kp = np.concatenate((SKELETON + (x, y), np.full((17, 1), 0.9)), 1)
+    return Detection(kp, np.array([x - 60, y - 160, x + 60, y + 160]), score)
+
+
+def scene(people: list[tuple[float, float, tuple[int, int, int]]], size=(640, 960)) -> np.ndarray:
+    """A grey image with each person's body painted in a flat colour."""
+    img = np.full((*size, 3), 90, np.uint8)
+    for x, y, colour in people:
+        img[int(y - 110):int(y + 90), int(x - 50):int(x + 50)] = colour
+    return img
+
+
+def test_births_deaths_and_ids_never_reused():
+    tr = Tracker(birth_frames=3, max_missed=2)
+    states = [tr.update([person(200, 300)], t)[0].state for t in range(3)]
+    assert states == [TrackState.TENTATIVE, TrackState.TENTATIVE, TrackState.TRACKED]
+    first = tr.tracks[0].id
+    for t in range(3, 5):
+        assert tr.update([], t)[0].state == TrackState.LOST
+    tr.update([], 5)
+    assert tr.dead == [first] and not tr.tracks
+    tr.update([person(200, 300)], 6)
+    assert tr.tracks[0].id > first
+    tr.update([], 7)                                     # a tentative track dies at its first miss
+    assert len(tr.dead) == 1 and not tr.tracks
+
+
+def test_a_stray_duplicate_cannot_take_a_person_from_its_track():
+    tr = Tracker(birth_frames=2, duplicate_overlap=1.0)       # duplicates kept: only the cascade protects
+    for t in range(5):
+        tr.update([person(200 + 4 * t, 300)], t)
+    main = tr.tracks[0].id
+    tr.update([person(220, 300), person(250, 300, score=0.95)], 5)   # a second pose near the person
+    tracks = tr.update([person(246, 300)], 6)          # closer to the stray one's box than to the track's
+    owner = next(t for t in tracks if t.matched_now)
+    assert owner.id == main
+
+
+def test_duplicate_poses_of_one_person_are_suppressed():
+    tr = Tracker()
+    kept = tr.suppress_duplicates([person(200, 300, 0.8), person(205, 302, 0.9), person(500, 300, 0.7)])
+    assert [d.score for d in kept] == [0.9, 0.7]
+    upper_body = person(200, 300)
+    upper_body.bbox = np.array([150.0, 140.0, 250.0, 300.0])   # inside the full-body box
+    assert len(tr.suppress_duplicates([person(200, 300), upper_body])) == 1
+    assert len(tr.suppress_duplicates([person(200, 300), person(330, 300)])) == 2
+
+
+def test_a_lost_person_who_reappears_far_away_keeps_its_id_by_appearance():
+    red, blue = (200, 30, 30), (30, 60, 200)
+    tr = Tracker(birth_frames=1, max_missed=30)
+    for t in range(5):
+        tr.update([person(200, 320), person(700, 320)], t, scene([(200, 320, red), (700, 320, blue)]))
+    ids = {int(tr.tracks[0].detection.bbox[0] + 60): tr.tracks[0].id,
+           int(tr.tracks[1].detection.bbox[0] + 60): tr.tracks[1].id}
+    for t in range(5, 15):                             # the red person vanishes (e.g. a flip behind a tree)
+        tr.update([person(700, 320)], t, scene([(700, 320, blue)]))
+    tracks = tr.update([person(450, 330), person(700, 320)], 15,
+                       scene([(450, 330, red), (700, 320, blue)]))
+    red_track = next(t for t in tracks if t.matched_now and t.detection.bbox[0] + 60 == 450)
+    assert red_track.id == ids[200] and tr.reidentified == [ids[200]]
+    # without the image (no appearance) the jump cannot be bridged: a new id
+    plain = Tracker(birth_frames=1, max_missed=30)
+    for t in range(5):
+        plain.update([person(200, 320)], t)
+    for t in range(5, 15):
+        plain.update([], t)
+    assert plain.update([person(450, 330)], 15)[0].id != 1
+
+
+def test_reidentification_needs_similar_colours_and_reach():
+    red, green = (200, 30, 30), (30, 200, 30)
+    tr = Tracker(birth_frames=1)
+    for t in range(3):
+        tr.update([person(200, 320)], t, scene([(200, 320, red)]))
+    for t in range(3, 6):
+        tr.update([], t, scene([]))
+    tracks = tr.update([person(450, 330)], 6, scene([(450, 330, green)]))     # someone else
+    assert tr.reidentified == [] and next(t for t in tracks if t.matched_now).id != 1
+    far = Tracker(birth_frames=1)
+    for t in range(3):
+        far.update([person(100, 320)], t, scene([(100, 320, red)]))
+    far.update([], 3, scene([]))
+    far.update([person(850, 320)], 4, scene([(850, 320, red)]))               # too far for one missed frame
+    assert far.reidentified == []
+
+
+def test_appearance_signature():
+    img = scene([(200, 320, (200, 30, 30)), (600, 320, (30, 60, 200))])
+    a, b = appearance(img, person(200, 320)), appearance(img, person(600, 320))
+    assert a.shape == (64,) and abs(a.sum() - 1) < 1e-6
+    assert similarity(a, a) == pytest.approx(1.0) and similarity(a, b) < 0.5
+    assert appearance(img, Detection(np.zeros((17, 3)), np.array([10.0, 10.0, 12.0, 12.0]))) is None
+
+
+def test_score_ids_counts_consistency_and_coverage():
+    ann = ClipAnnotation((100, 100), {"a": (0, 9), "b": (0, 4)}, lambda f, box: "a" if box[0] < 50 else "b")
+    left, right = np.array([10, 0, 20, 10]), np.array([60, 0, 70, 10])
+    published = [(f, 1 if f < 8 else 3, left) for f in range(10) if f != 2] + [(f, 2, right) for f in range(4)]
+    a, b = score_ids(published, ann)
+    assert (a.visible, a.published, a.main_id, a.with_main_id, a.id_changes) == (10, 9, 1, 7, 1)
+    assert a.id_consistency == pytest.approx(7 / 9) and a.coverage == pytest.approx(0.7)
+    assert (b.published, b.with_main_id, b.coverage) == (4, 4, 0.8)
+
+
+CLIP = os.path.join(SHARED, "data", "videos_people", "sports2d_demo.mp4")
+
+
+def test_two_people_keep_their_ids_on_the_real_clip():
+    if not os.path.isfile(CLIP):
+        pytest.skip(f"sports2d clip not found at {CLIP}")
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+    from tracking_sports2d import run
+
+    published, _ = run(scale=1.0)
+    scores = {s.person: s for s in score_ids(published, SPORTS2D)}
+    for s in scores.values():
+        # measured: one id each for all published frames (the man across his flip by re-identification)
+        assert s.id_consistency >= 0.95 and s.id_changes == 0, s
+        # measured 85.7% each: MediaPipe misses the man mid-flip and the woman half-hidden by a tree
+        assert s.coverage >= 0.8, s
