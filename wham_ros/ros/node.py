@@ -10,6 +10,7 @@ import collections
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import rclpy
@@ -55,12 +56,23 @@ TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def make_estimator(kind: str, max_people: int):
+def make_estimator(param: Callable[[str], object]):
+    """The front end the parameters ask for (``param(name)`` reads one)."""
+    kind = param("front_end")
     if kind == "embedded":
         from wham_ros.perception.mediapipe_pose import MediaPipePose
 
-        return MediaPipePose(max_people=max_people)
-    raise WhamError(f"front_end {kind!r} is not available in this build (use 'embedded')")
+        return MediaPipePose(max_people=int(param("max_tracks")))
+    if kind == "official":
+        if not param("yolo_checkpoint") or not param("vitpose_checkpoint"):
+            raise WhamError("front_end 'official' needs the parameters 'yolo_checkpoint' and 'vitpose_checkpoint'")
+        from wham_ros.perception.official import OfficialFrontEnd
+
+        return OfficialFrontEnd.from_checkpoints(
+            param("yolo_checkpoint"), param("vitpose_checkpoint"), param("hmr2_checkpoint"),
+            device=param("device"), detector_conf=float(param("detector_confidence")),
+            flip_test=bool(param("vitpose_flip_test")), flip_features=bool(param("flip_eval")))
+    raise WhamError(f"front_end {kind!r} is unknown (use 'embedded' or 'official')")
 
 
 class Counters:
@@ -151,7 +163,7 @@ class WhamNode(LifecycleNode):
             torch.set_num_threads(int(self.p("torch_threads")))
             net = build_network(self.p("checkpoint"), self.p("body_model_dir"), device=self.p("device"),
                                 precision=self.p("precision"))
-            estimator = make_estimator(self.p("front_end"), int(self.p("max_tracks")))
+            estimator = make_estimator(self.p)
         except (WhamError, OSError, RuntimeError, ValueError) as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE

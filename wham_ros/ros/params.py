@@ -23,8 +23,14 @@ PARAMS: tuple[Param, ...] = (
     Param("torch_threads", 1, "torch intra-op threads (1 is fastest for one or two people on small CPUs)", 1, 64),
     Param("flip_eval", False, "also run the mirrored pass and average (the official demo default; 2x network cost)"),
     # perception
-    Param("front_end", "embedded", "person/keypoint front end: embedded = MediaPipe BlazePose, no downloads",
-          choices=("embedded",)),
+    Param("front_end", "embedded", "person/keypoint front end: embedded = MediaPipe BlazePose (no downloads); "
+          "official = YOLOv8 + ViTPose-H (+ HMR2.0 features) from the checkpoints below",
+          choices=("embedded", "official")),
+    Param("yolo_checkpoint", "", "official front end: path of yolov8x.pt (or an exported state_dict)"),
+    Param("vitpose_checkpoint", "", "official front end: path of vitpose-h-multi-coco.pth"),
+    Param("hmr2_checkpoint", "", "official front end: path of hmr2a.ckpt; empty runs WHAM without image features"),
+    Param("detector_confidence", 0.5, "official front end: least YOLO person score (the demo's 0.5)", 0.0, 1.0),
+    Param("vitpose_flip_test", True, "official front end: average ViTPose over the mirrored crop (as the demo)"),
     Param("max_tracks", 8, "most people tracked at once", 1, 64),
     Param("birth_frames", 3, "consecutive detections before a person is published as tracked", 1, 30),
     Param("max_missed_frames", 30, "frames a person may be unseen (occluded, missed) before the track ends", 0, 300),

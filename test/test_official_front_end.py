@@ -1,0 +1,133 @@
+"""The official-quality front end (YOLOv8 -> ViTPose-H -> HMR2.0) put together, with small random-weight
+models of the same architectures, on a real frame; and the node's choice of front end."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED
+
+from wham_ros.errors import CheckpointError, WhamError
+from wham_ros.perception.hmr2 import HMR2, HMR2Estimator
+from wham_ros.perception.official import OfficialFrontEnd
+from wham_ros.perception.smpl_head import DecoderConfig
+from wham_ros.perception.tracker import Tracker
+from wham_ros.perception.vit import ViTConfig
+from wham_ros.perception.vitpose import ViTPose, ViTPoseEstimator
+from wham_ros.perception.yolo import PersonDetector, YoloV8
+from wham_ros.pipeline import HumanPipeline
+
+cv2 = pytest.importorskip("cv2")
+SMALL_VIT = ViTConfig(embed_dim=64, depth=2, num_heads=4)
+#: WHAM reads 1024-d features: keep the decoder's width, shrink the rest
+FEATURE_DEC = DecoderConfig(dim=1024, depth=1, heads=2, dim_head=16, mlp_dim=64, context_dim=64)
+VIDEO = os.path.join(SHARED, "data", "videos_people", "sports2d_demo.mp4")
+
+
+def real_frame() -> np.ndarray:
+    if not os.path.isfile(VIDEO):
+        pytest.skip(f"video not found: {VIDEO}")
+    cap = cv2.VideoCapture(VIDEO)
+    for _ in range(100):
+        ok, bgr = cap.read()
+        assert ok
+    return cv2.cvtColor(cv2.resize(bgr, (884, 497), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+
+
+def small_models(seed: int = 0):
+    torch.manual_seed(seed)
+    yolo = YoloV8("n").eval()
+    with torch.no_grad():      # random weights, but "person" is every anchor's top class
+        for level in yolo.model[22].cv3:
+            level[2].bias[0] = 20.0
+    vitpose = ViTPose(SMALL_VIT).eval()
+    with torch.no_grad():      # and every heatmap confident, so each person gets a keypoint box to crop
+        vitpose.keypoint_head.final_layer.bias.fill_(1.0)
+    return yolo, vitpose, HMR2(SMALL_VIT, FEATURE_DEC).eval()
+
+
+def test_every_detected_person_gets_keypoints_features_and_a_first_body():
+    yolo, vitpose, hmr2 = small_models()
+    # random weights score everything near 0.5: take every box the detector keeps
+    front = OfficialFrontEnd(PersonDetector(yolo, conf=0.0, max_det=3), ViTPoseEstimator(vitpose),
+                             HMR2Estimator(hmr2), flip_features=True)
+    rgb = real_frame()
+    dets = front(rgb, 0.0)
+    assert len(dets) == 3
+    boxes = front.detector(rgb)
+    for det, box in zip(dets, boxes):
+        assert det.keypoints.shape == (17, 3) and np.isfinite(det.keypoints).all()
+        np.testing.assert_allclose(det.bbox, box[:4], rtol=1e-6)
+        if det.feature is not None:             # a person whose keypoints span a box
+            assert (det.keypoints[:, 2] > 0.3).sum() >= 2
+            assert det.feature.shape == (1024,) and det.flipped_feature.shape == (1024,)
+            assert not np.array_equal(det.feature, det.flipped_feature)
+            R = det.initial_body.body_pose
+            np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), R.shape), atol=1e-5)
+    assert any(d.feature is not None for d in dets)
+    again = front(rgb, 1.0)
+    for a, b in zip(dets, again):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+
+
+def test_without_hmr2_there_are_no_features():
+    yolo, vitpose, _ = small_models()
+    front = OfficialFrontEnd(PersonDetector(yolo, conf=0.0, max_det=2), ViTPoseEstimator(vitpose, flip_test=False))
+    dets = front(real_frame(), 0.0)
+    assert len(dets) == 2 and all(d.feature is None and d.initial_body is None for d in dets)
+    assert "no image features" in front.name
+
+
+class FixedBoxes:
+    """A detector that always reports the same person box (the network part is tested elsewhere)."""
+
+    def __call__(self, rgb):
+        return np.array([[320.0, 40.0, 560.0, 460.0, 0.9]], dtype=np.float32)
+
+
+class UprightPose:
+    """Keypoints of a standing person filling the box, all confident."""
+
+    def __call__(self, rgb, boxes):
+        from test_pipeline import SKELETON
+
+        out = []
+        for x0, y0, x1, y1 in boxes:
+            scale = (y1 - y0) / 320.0
+            xy = SKELETON * scale + ((x0 + x1) / 2, (y0 + y1) / 2)
+            out.append(np.concatenate((xy, np.full((17, 1), 0.9)), 1))
+        return np.array(out)
+
+
+def test_hmr2_features_drive_the_engine(synthetic_net):
+    _, _, hmr2 = small_models()
+    rgb = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
+
+    def run(estimator):
+        pipe = HumanPipeline(synthetic_net, estimator, Tracker(birth_frames=1))
+        outs = [pipe.process(rgb, t / 30, np.zeros(6))[0].output for t in range(4)]
+        return pipe, outs
+
+    with_features, outs = run(OfficialFrontEnd(FixedBoxes(), UprightPose(), HMR2Estimator(hmr2)))
+    without, plain = run(OfficialFrontEnd(FixedBoxes(), UprightPose()))
+    assert with_features.engine._tracks[1].use_features and not without.engine._tracks[1].use_features
+    assert not torch.allclose(outs[-1].pose, plain[-1].pose)
+
+
+def test_the_node_front_end_choice_fails_clearly_without_usable_weights(tmp_path):
+    pytest.importorskip("rclpy")
+    from wham_ros.ros.node import make_estimator
+    from wham_ros.ros.params import BY_NAME
+
+    params = {p: BY_NAME[p].default for p in BY_NAME} | {"front_end": "official"}
+    with pytest.raises(WhamError, match="yolo_checkpoint"):
+        make_estimator(params.get)
+    small = tmp_path / "yolov8n_state_dict.pt"
+    torch.save(YoloV8("n").state_dict(), small)
+    missing = str(tmp_path / "vitpose-h-multi-coco.pth")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        make_estimator((params | {"yolo_checkpoint": str(small), "vitpose_checkpoint": missing}).get)
+    with pytest.raises(WhamError, match="unknown"):
+        make_estimator((params | {"front_end": "openpose"}).get)
