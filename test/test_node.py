@@ -407,3 +407,36 @@ def test_lifecycle_transitions_and_compressed_input(ros, model_files):
         assert transition(2) and state() == "unconfigured"      # cleanup
     finally:
         stop(client, proc)
+
+
+def test_visual_camera_rotation_on_request(running):
+    """camera_rotation=visual: a camera panning over the scene gives the image-based rotation; a bad
+    value for the parameter is refused."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client, _ = running
+    cli = client.node.create_client(SetParameters, "/wham_node/set_parameters")
+    assert cli.wait_for_service(timeout_sec=10)
+
+    def set_rotation(value: str) -> bool:
+        value_msg = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        future = cli.call_async(SetParameters.Request(parameters=[ParameterMsg(name="camera_rotation",
+                                                                               value=value_msg)]))
+        assert client.spin(10, future.done)
+        return future.result().results[0].successful
+
+    assert not set_rotation("compass")
+    assert set_rotation("visual")
+    try:
+        wide = frames(1)[0]
+        wide = cv2.resize(wide, (2 * SIZE[0], SIZE[1]))
+        before = int(client.counters().get("rotation_visual", 0))
+        for k in range(6):           # the view slides 8 px left per frame: the camera pans right (about +y)
+            client.step(np.ascontiguousarray(wide[:, 8 * k:8 * k + SIZE[0]]), offset=0.0)
+        counters = client.counters()
+        assert counters["camera_rotation"] == "visual", counters["camera_rotation"]
+        assert int(counters["rotation_visual"]) >= before + 4
+    finally:
+        assert set_rotation("auto")

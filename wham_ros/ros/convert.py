@@ -114,7 +114,7 @@ def rgb_to_image_fields(rgb: np.ndarray) -> dict:
 
 @dataclass(frozen=True)
 class CameraModel:
-    """Pinhole intrinsics from sensor_msgs/CameraInfo (distortion is not modelled)."""
+    """Intrinsics from sensor_msgs/CameraInfo (WHAM uses the pinhole part; the visual rotation also D)."""
 
     width: int
     height: int
@@ -124,6 +124,7 @@ class CameraModel:
     cy: float
     frame_id: str
     distortion_model: str
+    distortion: tuple[float, ...] = ()   # D, in the order of distortion_model
 
     @property
     def focal(self) -> float:
@@ -142,7 +143,7 @@ def camera_info_to_model(msg) -> CameraModel:
     if int(msg.width) <= 0 or int(msg.height) <= 0:
         raise ConversionError(f"CameraInfo has zero image size ({msg.width}x{msg.height})")
     return CameraModel(int(msg.width), int(msg.height), fx, fy, cx, cy, str(msg.header.frame_id),
-                       str(msg.distortion_model))
+                       str(msg.distortion_model), tuple(float(v) for v in msg.d))
 
 
 @dataclass(frozen=True)

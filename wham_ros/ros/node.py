@@ -16,10 +16,11 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -35,12 +36,14 @@ from visualization_msgs.msg import MarkerArray
 from wham_ros.errors import WhamError
 from wham_ros.geometry.camera_motion import GyroIntegrator, angvel_from_delta
 from wham_ros.geometry.tf_buffer import TransformBuffer, TransformLookupError
+from wham_ros.geometry.visual_rotation import DISTORTION_MODELS, VisualRotationEstimator
 from wham_ros.model import build_network
 from wham_ros.msg import HumanArray, MeshTopology
 from wham_ros.perception.tracker import Tracker
 from wham_ros.pipeline import HumanPipeline
 from wham_ros.ros import messages as M
 from wham_ros.ros.convert import (
+    CameraModel,
     ConversionError,
     camera_info_to_model,
     compressed_to_rgb,
@@ -48,7 +51,8 @@ from wham_ros.ros.convert import (
     imu_to_sample,
     stamp_to_sec,
 )
-from wham_ros.ros.params import PARAMS
+from wham_ros.ros.params import BY_NAME, PARAMS
+from wham_ros.stream.inputs import official_focal
 
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
@@ -125,6 +129,7 @@ class WhamNode(LifecycleNode):
             self.declare_parameter(p.name, p.default, desc)
         self.declare_parameter("autostart", True, ParameterDescriptor(
             description="configure and activate at start-up (False: wait for lifecycle transitions)"))
+        self.add_on_set_parameters_callback(self._check_choices)
         self.stats = Counters()
         self._mailbox_lock = threading.Lock()
         self._mailbox = None
@@ -133,6 +138,9 @@ class WhamNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._camera = None
         self._camera_error = ""
+        self._visual: VisualRotationEstimator | None = None
+        self._visual_key: tuple = ()
+        self._last_boxes = np.zeros((0, 4))
         self._gyro = GyroIntegrator()
         self._imu_frame = ""
         self._tf = TransformBuffer()
@@ -145,6 +153,16 @@ class WhamNode(LifecycleNode):
     # ------------------------------------------------------------------ parameters
     def p(self, name: str):
         return self.get_parameter(name).value
+
+    @staticmethod
+    def _check_choices(params: list[Parameter]) -> SetParametersResult:
+        """Refuse a value outside a parameter's choices (ranges are enforced by the descriptors)."""
+        for param in params:
+            spec = BY_NAME.get(param.name)
+            if spec is not None and spec.choices and param.value not in spec.choices:
+                return SetParametersResult(successful=False,
+                                           reason=f"{param.name} must be one of {', '.join(spec.choices)}")
+        return SetParametersResult(successful=True)
 
     def _qos(self, stream: str) -> QoSProfile:
         """Sensor-data style QoS whose reliability and depth come from ``<stream>_qos_*`` parameters."""
@@ -303,34 +321,80 @@ class WhamNode(LifecycleNode):
                 self._status["last_frame_error"] = f"{type(exc).__name__}: {exc}"
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}")
 
-    def _camera_rotation(self, camera_frame: str, prev: float | None, stamp: float) -> np.ndarray:
-        """cam_angvel for (prev, stamp): gyro, else TF orientation, else a static camera (zeros)."""
+    def _camera_rotation(self, camera_frame: str, prev: float | None, stamp: float, rgb: np.ndarray,
+                         cam: CameraModel | None) -> np.ndarray:
+        """cam_angvel for (prev, stamp) from the sources ``camera_rotation`` allows, in priority order:
+        gyro, TF world->camera orientations, the visual estimate; zeros (a static camera) when none has it."""
+        mode = self.p("camera_rotation")
+        notes = []
+        if prev is not None and mode in ("auto", "gyro"):
+            angvel, note = self._gyro_rotation(camera_frame, prev, stamp)
+            if angvel is not None:
+                return self._rotation_from("gyro", angvel)
+            notes.append(f"gyro: {note}")
+        if prev is not None and mode in ("auto", "tf"):
+            try:
+                a = self._tf.lookup(self.p("world_frame"), camera_frame, prev).R
+                b = self._tf.lookup(self.p("world_frame"), camera_frame, stamp).R
+            except TransformLookupError as exc:
+                notes.append(f"TF: {exc}")
+            else:
+                return self._rotation_from("TF", angvel_from_delta(torch.as_tensor(a.T @ b), stamp - prev).numpy())
+        if mode in ("auto", "visual"):
+            angvel, note = self._visual_rotation(rgb, stamp, cam)
+            if angvel is not None:
+                return self._rotation_from("visual", angvel, notes)
+            notes.append(f"visual: {note}")
         if prev is None:
             self._status["camera_rotation"] = "first frame"
-            return np.zeros(6)
+        else:
+            self._status["camera_rotation"] = "static camera assumed" + (f" ({'; '.join(notes)})" if notes else "")
+        return np.zeros(6)
+
+    def _rotation_from(self, source: str, angvel: np.ndarray, notes: list[str] = ()) -> np.ndarray:
+        if source != "visual" and self._visual is not None:
+            self._visual.reset()          # its previous frame would be stale when it is next needed
+        self._status["camera_rotation"] = source + (f" ({'; '.join(notes)})" if notes else "")
+        self.stats.inc(f"rotation_{source.lower()}")
+        return angvel
+
+    def _gyro_rotation(self, camera_frame: str, prev: float, stamp: float) -> tuple[np.ndarray | None, str]:
         if self.stats.seconds_since("imu") < 1.0 and not self._gyro.covers(prev, stamp):
             # a live IMU stream that has not reached this image yet: give it a moment
             deadline = time.monotonic() + float(self.p("imu_wait"))
             while time.monotonic() < deadline and not self._gyro.covers(prev, stamp):
                 time.sleep(0.002)
-        if len(self._gyro) and self._gyro.covers(prev, stamp):
-            try:
-                R_ci = self._tf.lookup(camera_frame, self._imu_frame, stamp).R
-            except TransformLookupError as exc:
-                self._status["camera_rotation"] = f"IMU extrinsic missing ({exc}); gyro unused"
-            else:
-                self._status["camera_rotation"] = "gyro"
-                return self._gyro.cam_angvel(prev, stamp, torch.float64, R_cam_imu=R_ci).numpy()
-        gyro_note = self._gyro.coverage_report(prev, stamp) if len(self._gyro) else "no IMU samples"
-        world = self.p("world_frame")
+        if not len(self._gyro):
+            return None, "no IMU samples"
+        if not self._gyro.covers(prev, stamp):
+            return None, self._gyro.coverage_report(prev, stamp)
         try:
-            a = self._tf.lookup(world, camera_frame, prev).R
-            b = self._tf.lookup(world, camera_frame, stamp).R
-        except TransformLookupError:
-            self._status["camera_rotation"] = f"no gyro ({gyro_note}) or TF: static camera assumed"
-            return np.zeros(6)
-        self._status["camera_rotation"] = f"TF (gyro: {gyro_note})"
-        return angvel_from_delta(torch.as_tensor(a.T @ b), stamp - prev).numpy()
+            R_ci = self._tf.lookup(camera_frame, self._imu_frame, stamp).R
+        except TransformLookupError as exc:
+            return None, f"IMU extrinsic missing ({exc})"
+        return self._gyro.cam_angvel(prev, stamp, torch.float64, R_cam_imu=R_ci).numpy(), ""
+
+    def _visual_rotation(self, rgb: np.ndarray, stamp: float, cam: CameraModel | None
+                         ) -> tuple[np.ndarray | None, str]:
+        h, w = rgb.shape[:2]
+        if cam is not None:
+            K = np.array([[cam.fx, 0.0, cam.cx], [0.0, cam.fy, cam.cy], [0.0, 0.0, 1.0]])
+            model = cam.distortion_model if cam.distortion_model in DISTORTION_MODELS else "plumb_bob"
+            dist = np.array(cam.distortion) if model == cam.distortion_model and cam.distortion else None
+        else:   # the official fallback camera; lens distortion unknown
+            f = official_focal(w, h)
+            K, model, dist = np.array([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]]), "plumb_bob", None
+        key = (w, h, K.tobytes(), model, None if dist is None else dist.tobytes())
+        try:
+            if self._visual is None or self._visual_key != key:
+                self._visual, self._visual_key = VisualRotationEstimator(K, dist, distortion_model=model), key
+            delta = self._visual(rgb, self._last_boxes, stamp)
+        except ValueError as exc:
+            self._visual = None
+            return None, str(exc)
+        if delta is None:
+            return None, self._visual.last_status
+        return angvel_from_delta(torch.as_tensor(delta), self._visual.last_dt).numpy(), ""
 
     def _process(self, msg) -> None:
         stamp = stamp_to_sec(msg.header.stamp)
@@ -349,6 +413,8 @@ class WhamNode(LifecycleNode):
             self.stats.inc("time_jumps")
             self.pipeline.reset()
             self._gyro.clear()
+            if self._visual is not None:
+                self._visual.reset()
             self._tf.clear()
             last = None
         elif last is not None and stamp <= last:
@@ -371,11 +437,12 @@ class WhamNode(LifecycleNode):
             self._status["world"] = f"TF {self.p('world_frame')}"
         except TransformLookupError as exc:
             self._status["world"] = f"per-person WHAM world (no TF: {exc})"
-        cam_angvel = self._camera_rotation(camera_frame, last, stamp)
+        cam_angvel = self._camera_rotation(camera_frame, last, stamp, rgb, cam)
         people = self.pipeline.process(rgb, stamp, cam_angvel, focal=cam.focal if cam else None,
                                        principal=(cam.cx, cam.cy) if cam else None,
                                        world_from_camera=world_from_camera)
         self._last_stamp = stamp
+        self._last_boxes = np.array([p.detection.bbox for p in people if p.time_since_seen == 0]).reshape(-1, 4)
         self._publish(people, msg.header.stamp, camera_frame, world_from_camera is not None)
         self.stats.inc("frames")
         self.stats.record_latency(self.get_clock().now().nanoseconds * 1e-9 - stamp)
@@ -423,7 +490,7 @@ class WhamNode(LifecycleNode):
             **{k: v for k, v in sorted(s.counts.items())}, **self._status,
         }
         warn = [k for k in ("camera_info", "world", "camera_rotation") if k in self._status and
-                not str(self._status[k]).startswith(("ok", "TF", "gyro", "first"))]
+                not str(self._status[k]).startswith(("ok", "TF", "gyro", "visual", "first"))]
         errors = s.counts.get("frame_errors", 0)
         level = M.LEVEL_ERROR if errors and not s.counts.get("frames") else M.LEVEL_WARN if warn else M.LEVEL_OK
         message = "; ".join(f"{k}: {self._status[k]}" for k in warn) or "ok"

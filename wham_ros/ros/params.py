@@ -50,6 +50,9 @@ PARAMS: tuple[Param, ...] = (
     Param("imu_qos_depth", 1000, "QoS depth of the IMU subscription (5 s of a 200 Hz gyro)", 1, 10000),
     Param("imu_wait", 0.05, "how long (s) to wait for IMU samples to reach an image's stamp", 0.0, 1.0),
     Param("imu_max_gap", 0.05, "longest gap (s) between IMU samples that still counts as coverage", 0.001, 1.0),
+    Param("camera_rotation", "auto", "source of the camera rotation between frames: auto = gyro, else TF, else the "
+          "visual estimate, else static; or only one of them (use visual for electronically stabilised cameras)",
+          choices=("auto", "gyro", "tf", "visual", "static")),
     Param("camera_frame", "", "optical frame of the camera; empty: the image header's frame_id"),
     # outputs
     Param("world_frame", "odom", "frame every person is published in when TF world->camera exists (REP-105)"),
