@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import cv2
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from timing import median_ms
 
 from wham_ros.geometry.visual_rotation import VisualRotationEstimator
 from wham_ros.model import build_network
@@ -77,16 +78,6 @@ def scenes() -> dict[int, np.ndarray]:
         three[:, x:x + 180] = view(frames[frame], box, 180, 1.3 * (1.3 if frame == 215 else 1.0))
         x += 205
     return {1: one, 3: three}
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def person_boxes(n: int) -> np.ndarray:

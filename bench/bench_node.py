@@ -9,10 +9,8 @@ before the middleware), for 1 and 5 people. Prints figures only.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import cv2
 import numpy as np
@@ -23,6 +21,9 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from timing import median_ms
 
 from wham_ros.geometry.frames import Transform
 from wham_ros.model import build_network
@@ -33,16 +34,6 @@ from wham_ros.pipeline import PersonResult
 from wham_ros.ros import messages as M
 from wham_ros.ros.convert import compressed_to_rgb, image_to_rgb
 from wham_ros.stream import FrameInput, StreamEngine, TrackInit
-
-
-def timed(fn, repeats: int = 30) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def people(net, n: int) -> list[PersonResult]:
@@ -79,8 +70,8 @@ def main() -> None:
     _, jpeg = cv2.imencode(".jpg", rgb)
     comp = CompressedImage(format="jpeg", data=jpeg.tobytes())
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}; medians of 30 runs")
-    print(f"  Image bgr8 640x480 -> RGB array: {timed(lambda: image_to_rgb(img)):.2f} ms")
-    print(f"  CompressedImage JPEG 640x480 -> RGB array: {timed(lambda: compressed_to_rgb(comp)):.2f} ms")
+    print(f"  Image bgr8 640x480 -> RGB array: {median_ms(lambda: image_to_rgb(img)):.2f} ms")
+    print(f"  CompressedImage JPEG 640x480 -> RGB array: {median_ms(lambda: compressed_to_rgb(comp)):.2f} ms")
     header = Header(frame_id="odom")
     faces = M.decimated_faces(net.smpl.faces_tensor.numpy(), 1000)
     for n in (1, 5):
@@ -97,7 +88,7 @@ def main() -> None:
                 ms += M.person_markers(p, header, "odom", M.world_vertices(net.smpl, p), faces, 0.5)
             serialize_message(M.marker_array(ms))
 
-        base, mesh, mk = timed(humans), timed(lambda: humans(True)), timed(markers, 10)
+        base, mesh, mk = median_ms(humans), median_ms(lambda: humans(True)), median_ms(markers, 10)
         print(f"  {n} person(s): HumanArray + /tf {base:.2f} ms ({base / n:.2f}/person); "
               f"with vertices_world {mesh:.2f} ms ({mesh / n:.2f}/person); "
               f"markers (1000-face mesh + skeleton) {mk:.2f} ms ({mk / n:.2f}/person)")
