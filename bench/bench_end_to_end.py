@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End to end over real DDS: camera frames at 30 Hz in, HumanArray out; throughput and latency.
 
-    .venv/bin/python bench/bench_end_to_end.py [--seconds 20] [--people 1|2]
+    .venv/bin/python bench/bench_end_to_end.py [--seconds 20] [--people 1|2] [--tiles 1]
 
 Starts ``wham_node`` (embedded MediaPipe front end, WHAM with synthetic weights of the real
 size, 1 torch thread) in its own process, publishes 640x480 frames of the sports2d clip
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--people", type=int, choices=(1, 2), default=1)
     parser.add_argument("--rate", type=float, default=30.0, help="camera frame rate (Hz)")
+    parser.add_argument("--tiles", type=int, default=1, help="the node's pose_tiles")
     args = parser.parse_args()
     frames = clip_frames(0, 35) if args.people == 1 else clip_frames(60, 160)
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +73,8 @@ def main() -> None:
         with open(params, "w") as f:
             f.write("/**:\n  ros__parameters:\n"
                     f"    checkpoint: \"{tmp}/wham.pth.tar\"\n    body_model_dir: \"{tmp}/body\"\n"
-                    "    image_qos_reliability: reliable\n    marker_rate: 0.0\n")
+                    "    image_qos_reliability: reliable\n    marker_rate: 0.0\n"
+                    f"    pose_tiles: {args.tiles}\n")
         log = open(os.path.join(tmp, "node.log"), "w")
         node_proc = subprocess.Popen([sys.executable, "-m", "wham_ros.ros.node", "--ros-args", "--params-file",
                                       params], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -130,7 +132,8 @@ def main() -> None:
     p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))]
     span = window[-1][1] - window[0][1]
     with_people = sum(1 for r in window if r[2] > 0)
-    print(f"machine: {os.cpu_count()} cores; {args.people} person clip at 640x480, camera {args.rate:.0f} Hz, "
+    print(f"machine: {os.cpu_count()} cores; {args.people} person clip at 640x480, pose_tiles {args.tiles}, "
+          f"camera {args.rate:.0f} Hz, "
           f"{args.seconds:.0f} s after {warmup:.0f} s warm-up")
     print(f"  images sent {sent_n}, HumanArray received {len(window)} ({len(window) / max(span, 1e-9):.1f} Hz), "
           f"{with_people} with people")

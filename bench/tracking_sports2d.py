@@ -28,9 +28,9 @@ SHARED = os.environ.get("WHAM_ROS_SHARED", os.path.join(os.path.dirname(os.path.
 CLIP = os.path.join(SHARED, "data", "videos_people", "sports2d_demo.mp4")
 
 
-def run(scale: float = 1.0, use_appearance: bool = True, min_joints: int = 6):
+def run(scale: float = 1.0, use_appearance: bool = True, min_joints: int = 6, tiles: int = 1):
     """Published (frame, id, box in full-resolution pixels) and per-frame tracker milliseconds."""
-    estimator, tracker = MediaPipePose(max_people=4), Tracker()
+    estimator, tracker = MediaPipePose(max_people=4, tiles=tiles), Tracker()
     cap = cv2.VideoCapture(CLIP)
     published, track_ms, frame = [], [], 0
     while True:
@@ -55,11 +55,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="image scale given to the front end")
     parser.add_argument("--no-appearance", action="store_true", help="disable appearance re-identification")
+    parser.add_argument("--tiles", type=int, default=1, help="MediaPipe windows along the image width")
     args = parser.parse_args()
     if not os.path.isfile(CLIP):
         sys.exit(f"clip not found: {CLIP}")
-    published, track_ms = run(args.scale, not args.no_appearance)
-    print(f"sports2d, front-end scale {args.scale}, appearance re-id {'off' if args.no_appearance else 'on'}; "
+    published, track_ms = run(args.scale, not args.no_appearance, tiles=args.tiles)
+    print(f"sports2d, front-end scale {args.scale}, {args.tiles} tile(s), "
+          f"appearance re-id {'off' if args.no_appearance else 'on'}; "
           f"tracker {sum(track_ms) / len(track_ms):.2f} ms/frame")
     for s in score_ids(published, SPORTS2D):
         print(f"  {s.person:6s} visible {s.visible:3d}  published {s.published:3d}  ids {s.ids}  id changes "

@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 
 from wham_ros.perception.base import Detection
+from wham_ros.perception.tracker import suppress_duplicates
 
 #: BlazePose landmark index of each COCO-17 keypoint
 BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
@@ -39,23 +40,46 @@ def _release(graph: list) -> None:
             landmarker._handle = None
 
 
+def tile_windows(width: int, height: int, tiles: int, overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
+    """``tiles`` windows (x0, y0, x1, y1) along the image's longer side, neighbours sharing ``overlap`` of it.
+
+    BlazePose's person detector sees the whole input at 224x224, so people who are small or at an edge of
+    a wide image are often missed; smaller windows show them larger.
+    """
+    if tiles <= 1:
+        return [(0, 0, width, height)]
+    length = max(width, height)
+    span = min(length, round(length * (1 + (tiles - 1) * overlap) / tiles))
+    starts = [round(k * (length - span) / (tiles - 1)) for k in range(tiles)]
+    if width >= height:
+        return [(x, 0, x + span, height) for x in starts]
+    return [(0, y, width, y + span) for y in starts]
+
+
 class MediaPipePose:
     """Multi-person COCO-17 keypoints from BlazePose.
 
-    max_people: poses per image; min_detection / min_presence / min_tracking: MediaPipe's thresholds.
+    max_people: poses per window; min_detection / min_presence / min_tracking: MediaPipe's thresholds;
+    tiles: 1 runs on the whole image; 2 or more run one tracker per overlapping window along the longer side
+    (finds small or edge people a whole-image pass misses, at that many times the cost), and duplicates of a
+    person seen by two windows are merged.
     """
 
     name = "embedded (MediaPipe BlazePose full)"
 
     def __init__(self, model_path: str | None = None, max_people: int = 4, min_detection: float = 0.5,
-                 min_presence: float = 0.5, min_tracking: float = 0.5) -> None:
+                 min_presence: float = 0.5, min_tracking: float = 0.5, tiles: int = 1) -> None:
         self.model_path = model_path or default_model_path()
         if not os.path.isfile(self.model_path):
             raise FileNotFoundError(f"pose model {self.model_path} not found: run ./install.sh, or build it with "
                                     f"tools/build_pose_task.py and set WHAM_ROS_POSE_MODEL")
+        if tiles < 1:
+            raise ValueError(f"tiles must be >= 1, got {tiles}")
         self.options = dict(num_poses=max_people, min_pose_detection_confidence=min_detection,
                             min_pose_presence_confidence=min_presence, min_tracking_confidence=min_tracking)
-        self._graph: list = []          # holds the landmarker; emptied by _release
+        self.tiles = tiles
+        self._graph: list = []          # one landmarker per window; emptied by _release
+        self._windows: list[tuple[int, int, int, int]] = []
         self._finalizer = None
         self._last_ms = -1
 
@@ -71,29 +95,39 @@ class MediaPipePose:
         """Start over (VIDEO mode needs increasing timestamps; after a time jump it needs a new graph)."""
         if self._finalizer is not None:
             self._finalizer()
+        self._windows = []
         self._last_ms = -1
 
     def __call__(self, rgb: np.ndarray, stamp: float) -> list[Detection]:
         import mediapipe as mp
 
+        h, w = rgb.shape[:2]
+        windows = tile_windows(w, h, self.tiles)
+        if windows != self._windows:    # first image or a new image size: trackers of other windows are useless
+            self.reset()
+            self._windows = windows
         if not self._graph:
-            self._graph.append(self._create())
-            # close the graph at the latest when the interpreter exits: MediaPipe's own destructor fails
+            self._graph.extend(self._create() for _ in windows)
+            # close the graphs at the latest when the interpreter exits: MediaPipe's own destructor fails
             # if it first runs during module teardown
             self._finalizer = weakref.finalize(self, _release, self._graph)
         ms = max(round(stamp * 1000), self._last_ms + 1)
         self._last_ms = ms
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        result = self._graph[0].detect_for_video(image, ms)
-        h, w = rgb.shape[:2]
         detections = []
-        for landmarks in result.pose_landmarks:
-            pts = np.array([(lm.x * w, lm.y * h, lm.visibility if lm.visibility is not None else 0.0)
-                            for lm in landmarks])
-            kp = pts[list(BLAZEPOSE_TO_COCO)]
-            seen = pts[pts[:, 2] > 0.3] if (pts[:, 2] > 0.3).sum() >= 2 else pts
-            lo, hi = seen[:, :2].min(0), seen[:, :2].max(0)
-            pad = 0.1 * (hi - lo)
-            box = np.concatenate((np.maximum(lo - pad, 0), np.minimum(hi + pad, (w - 1, h - 1))))
-            detections.append(Detection(kp, box, float(np.mean(kp[:, 2]))))
-        return detections
+        for landmarker, (x0, y0, x1, y1) in zip(self._graph, windows):
+            crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+            result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop), ms)
+            detections += [self._detection(landmarks, (x0, y0), (x1 - x0, y1 - y0), (w, h))
+                           for landmarks in result.pose_landmarks]
+        return suppress_duplicates(detections) if len(windows) > 1 else detections
+
+    @staticmethod
+    def _detection(landmarks, origin: tuple[int, int], size: tuple[int, int], image: tuple[int, int]) -> Detection:
+        pts = np.array([(origin[0] + lm.x * size[0], origin[1] + lm.y * size[1],
+                         lm.visibility if lm.visibility is not None else 0.0) for lm in landmarks])
+        kp = pts[list(BLAZEPOSE_TO_COCO)]
+        seen = pts[pts[:, 2] > 0.3] if (pts[:, 2] > 0.3).sum() >= 2 else pts
+        lo, hi = seen[:, :2].min(0), seen[:, :2].max(0)
+        pad = 0.1 * (hi - lo)
+        box = np.concatenate((np.maximum(lo - pad, 0), np.minimum(hi + pad, (image[0] - 1, image[1] - 1))))
+        return Detection(kp, box, float(np.mean(kp[:, 2])))

@@ -88,6 +88,21 @@ def overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> float:
     return float(ix * iy / smaller) if smaller > 0 else 0.0
 
 
+def is_duplicate(a: Detection, b: Detection, overlap: float = 0.5) -> bool:
+    """Two detections of one person: IoU or OKS above ``overlap``, or one box mostly inside the other."""
+    return (iou(a.bbox, b.bbox) > overlap or oks(a.keypoints, b.keypoints, a.bbox) > overlap
+            or overlap_of_smaller(a.bbox, b.bbox) > (1 + overlap) / 2)
+
+
+def suppress_duplicates(detections: list[Detection], overlap: float = 0.5) -> list[Detection]:
+    """The detections without the lower-scored copies of a person, best first."""
+    kept: list[Detection] = []
+    for det in sorted(detections, key=lambda d: -d.score):
+        if not any(is_duplicate(det, k, overlap) for k in kept):
+            kept.append(det)
+    return kept
+
+
 class Tracker:
     """Greedy IoU + OKS tracker with confirmed-first matching, appearance re-identification,
     births, occlusion survival and explicit deaths.
@@ -120,18 +135,9 @@ class Tracker:
         box, kp = track.predicted(track.missed + 1)
         return (1 - self.oks_weight) * iou(box, det.bbox) + self.oks_weight * oks(kp, det.keypoints, box)
 
-    def _is_duplicate(self, a: Detection, b: Detection) -> bool:
-        return (iou(a.bbox, b.bbox) > self.duplicate_overlap
-                or oks(a.keypoints, b.keypoints, a.bbox) > self.duplicate_overlap
-                or overlap_of_smaller(a.bbox, b.bbox) > (1 + self.duplicate_overlap) / 2)
-
     def suppress_duplicates(self, detections: list[Detection]) -> list[Detection]:
         """The detections without the lower-scored copies of a person, best first."""
-        kept: list[Detection] = []
-        for det in sorted(detections, key=lambda d: -d.score):
-            if not any(self._is_duplicate(det, k) for k in kept):
-                kept.append(det)
-        return kept
+        return suppress_duplicates(detections, self.duplicate_overlap)
 
     def _motion_match(self, tracks: list[Track], detections: list[Detection], free: set[int]) -> dict[int, int]:
         pairs = sorted(((self.similarity(t, detections[di]), ti, di) for ti, t in enumerate(tracks) for di in free),

@@ -66,7 +66,7 @@ def make_estimator(param: Callable[[str], object]):
     if kind == "embedded":
         from wham_ros.perception.mediapipe_pose import MediaPipePose
 
-        return MediaPipePose(max_people=int(param("max_tracks")))
+        return MediaPipePose(max_people=int(param("max_tracks")), tiles=int(param("pose_tiles")))
     if kind == "official":
         if not param("yolo_checkpoint") or not param("vitpose_checkpoint"):
             raise WhamError("front_end 'official' needs the parameters 'yolo_checkpoint' and 'vitpose_checkpoint'")
