@@ -131,3 +131,5 @@ def test_the_node_front_end_choice_fails_clearly_without_usable_weights(tmp_path
         make_estimator((params | {"yolo_checkpoint": str(small), "vitpose_checkpoint": missing}).get)
     with pytest.raises(WhamError, match="unknown"):
         make_estimator((params | {"front_end": "openpose"}).get)
+    embedded = make_estimator((params | {"front_end": "embedded", "pose_tiles": 2}).get)
+    assert embedded.tiles == 2 and embedded.name.startswith("embedded")
