@@ -123,8 +123,16 @@ class MediaPipePose:
 
     @staticmethod
     def _detection(landmarks, origin: tuple[int, int], size: tuple[int, int], image: tuple[int, int]) -> Detection:
+        """BlazePose landmarks of one window -> a COCO-17 detection in full-image pixels.
+
+        Confidence = visibility x presence (both BlazePose probabilities), and 0 for a point predicted outside
+        the image: WHAM must not take an extrapolated guess for an observed keypoint.
+        """
         pts = np.array([(origin[0] + lm.x * size[0], origin[1] + lm.y * size[1],
-                         lm.visibility if lm.visibility is not None else 0.0) for lm in landmarks])
+                         (lm.visibility if lm.visibility is not None else 0.0)
+                         * (lm.presence if lm.presence is not None else 1.0)) for lm in landmarks])
+        outside = (pts[:, 0] < 0) | (pts[:, 0] > image[0] - 1) | (pts[:, 1] < 0) | (pts[:, 1] > image[1] - 1)
+        pts[outside, 2] = 0.0
         kp = pts[list(BLAZEPOSE_TO_COCO)]
         seen = pts[pts[:, 2] > 0.3] if (pts[:, 2] > 0.3).sum() >= 2 else pts
         lo, hi = seen[:, :2].min(0), seen[:, :2].max(0)
