@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End to end over real DDS: camera frames at 30 Hz in, HumanArray out; throughput and latency.
 
-    .venv/bin/python bench/bench_end_to_end.py [--seconds 20] [--people 1|2] [--tiles 1]
+    .venv/bin/python bench/bench_end_to_end.py [--seconds 20] [--people 1|2] [--tiles 2]
 
 Starts ``wham_node`` (embedded MediaPipe front end, WHAM with synthetic weights of the real
 size, 1 torch thread) in its own process, publishes 640x480 frames of the sports2d clip
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--people", type=int, choices=(1, 2), default=1)
     parser.add_argument("--rate", type=float, default=30.0, help="camera frame rate (Hz)")
-    parser.add_argument("--tiles", type=int, default=1, help="the node's pose_tiles")
+    parser.add_argument("--tiles", type=int, default=2, help="the node's pose_tiles")
     args = parser.parse_args()
     frames = clip_frames(0, 35) if args.people == 1 else clip_frames(60, 160)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Id stability of the embedded front end + tracker on the two-person sports2d clip.
 
-    .venv/bin/python bench/tracking_sports2d.py [--scale 1.0] [--no-appearance]
+    .venv/bin/python bench/tracking_sports2d.py [--scale 1.0] [--no-appearance] [--tiles 2]
 
 Runs MediaPipe BlazePose (VIDEO mode) and the tracker over every frame, with the
 pipeline's detection rule (>= 6 joints above 0.3), and scores the confirmed tracks
@@ -28,7 +28,7 @@ SHARED = os.environ.get("WHAM_ROS_SHARED", os.path.join(os.path.dirname(os.path.
 CLIP = os.path.join(SHARED, "data", "videos_people", "sports2d_demo.mp4")
 
 
-def run(scale: float = 1.0, use_appearance: bool = True, min_joints: int = 6, tiles: int = 1):
+def run(scale: float = 1.0, use_appearance: bool = True, min_joints: int = 6, tiles: int = 2):
     """Published (frame, id, box in full-resolution pixels) and per-frame tracker milliseconds."""
     estimator, tracker = MediaPipePose(max_people=4, tiles=tiles), Tracker()
     cap = cv2.VideoCapture(CLIP)
@@ -55,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="image scale given to the front end")
     parser.add_argument("--no-appearance", action="store_true", help="disable appearance re-identification")
-    parser.add_argument("--tiles", type=int, default=1, help="MediaPipe windows along the image width")
+    parser.add_argument("--tiles", type=int, default=2, help="MediaPipe windows along the image width")
     args = parser.parse_args()
     if not os.path.isfile(CLIP):
         sys.exit(f"clip not found: {CLIP}")

@@ -245,13 +245,15 @@ def test_node_output_matches_the_core_pipeline(running, model_files):
     from wham_ros.perception.mediapipe_pose import MediaPipePose
     from wham_ros.perception.tracker import Tracker
     from wham_ros.pipeline import HumanPipeline
+    from wham_ros.ros.params import BY_NAME
 
     client, folder = running
     node_arrays = client.video_arrays
     if node_arrays is None:
         pytest.skip("needs test_real_video_gives_people_in_the_world_frame to have run first")
     net = build_network(str(folder / "wham.pth.tar"), str(folder / "body_models"))
-    pipe = HumanPipeline(net, MediaPipePose(max_people=4), Tracker(birth_frames=2, max_tracks=4))
+    pipe = HumanPipeline(net, MediaPipePose(max_people=4, tiles=BY_NAME["pose_tiles"].default),
+                         Tracker(birth_frames=2, max_tracks=4))
     pose = Transform(quaternion_xyzw_to_rotation(np.array(CAMERA_IN_ODOM[1])), np.array(CAMERA_IN_ODOM[0]))
     turn = torch.as_tensor(GYRO, dtype=torch.float64)
     constant = angvel_from_delta(axis_angle_to_matrix(turn * 0.1), 0.1).numpy()     # any dt: rescaled to 1/30 s

@@ -60,15 +60,15 @@ class MediaPipePose:
     """Multi-person COCO-17 keypoints from BlazePose.
 
     max_people: poses per window; min_detection / min_presence / min_tracking: MediaPipe's thresholds;
-    tiles: 1 runs on the whole image; 2 or more run one tracker per overlapping window along the longer side
-    (finds small or edge people a whole-image pass misses, at that many times the cost), and duplicates of a
-    person seen by two windows are merged.
+    tiles: 1 runs on the whole image; 2 (default) or more run one tracker per overlapping window along the longer
+    side (finds small, edge and crowded people a whole-image pass misses, at up to that many times the cost), and
+    duplicates of a person seen by two windows are merged.
     """
 
     name = "embedded (MediaPipe BlazePose full)"
 
     def __init__(self, model_path: str | None = None, max_people: int = 4, min_detection: float = 0.5,
-                 min_presence: float = 0.5, min_tracking: float = 0.5, tiles: int = 1) -> None:
+                 min_presence: float = 0.5, min_tracking: float = 0.5, tiles: int = 2) -> None:
         self.model_path = model_path or default_model_path()
         if not os.path.isfile(self.model_path):
             raise FileNotFoundError(f"pose model {self.model_path} not found: run ./install.sh, or build it with "

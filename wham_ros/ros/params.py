@@ -31,8 +31,8 @@ PARAMS: tuple[Param, ...] = (
     Param("hmr2_checkpoint", "", "official front end: path of hmr2a.ckpt; empty runs WHAM without image features"),
     Param("detector_confidence", 0.5, "official front end: least YOLO person score (the demo's 0.5)", 0.0, 1.0),
     Param("vitpose_flip_test", True, "official front end: average ViTPose over the mirrored crop (as the demo)"),
-    Param("pose_tiles", 1, "embedded front end: overlapping windows along the longer image side, each tracked "
-          "by its own BlazePose (2 finds small, edge and crowded people a whole-image pass misses, at twice the cost)",
+    Param("pose_tiles", 2, "embedded front end: overlapping windows along the longer image side, each tracked "
+          "by its own BlazePose (2 finds small, edge and crowded people a whole-image pass misses; 1 halves the cost)",
           1, 4),
     Param("max_tracks", 8, "most people tracked at once", 1, 64),
     Param("birth_frames", 3, "consecutive detections before a person is published as tracked", 1, 30),
