@@ -15,7 +15,7 @@ setup(
     install_requires=[
         # torch is not pinned here: install the CPU wheel first (pip install torch==2.13.0),
         # otherwise pip may pull a multi-GB CUDA build.
-        "torch>=2.3",
+        "torch>=2.6",  # safe_globals with (class, "pickled.name") pairs, for the official front-end checkpoints
         "numpy>=1.26",
         "smplx==0.1.28",
     ],

@@ -65,8 +65,8 @@ def main() -> None:
           f"tracker {sum(track_ms) / len(track_ms):.2f} ms/frame")
     for s in score_ids(published, SPORTS2D):
         print(f"  {s.person:6s} visible {s.visible:3d}  published {s.published:3d}  ids {s.ids}  id changes "
-              f"{s.id_changes}  main id {s.main_id}: {s.with_main_id} frames = {s.id_consistency:.1%} of published, "
-              f"{s.coverage:.1%} of visible")
+              f"{s.id_changes}  duplicate frames {s.duplicate_frames}  main id {s.main_id}: {s.with_main_id} "
+              f"frames = {s.id_consistency:.1%} of published, {s.coverage:.1%} of visible")
 
 
 if __name__ == "__main__":

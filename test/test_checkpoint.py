@@ -122,3 +122,12 @@ def test_smpl_entries_override_files_with_a_warning(net, tmp_path, test_state_di
     assert "smpl.v_template" in caplog.text and "take precedence" in caplog.text
     # derived tensors of the fast joint path follow the override
     torch.testing.assert_close(net.smpl._sub_v_template, v[net.smpl._sub_index])
+
+
+def test_keys_that_are_not_names_are_refused():
+    from wham_ros.errors import CheckpointError
+    from wham_ros.weights import check_state_dict
+
+    t = torch.zeros(2)
+    with pytest.raises(CheckpointError, match="not parameter names"):
+        check_state_dict({"a": t}, {0: t, "a": t}, "file.pth")

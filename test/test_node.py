@@ -438,7 +438,11 @@ def test_visual_camera_rotation_on_request(running):
         for k in range(6):           # the view slides 8 px left per frame: the camera pans right (about +y)
             client.step(np.ascontiguousarray(wide[:, 8 * k:8 * k + SIZE[0]]), offset=0.0)
         counters = client.counters()
-        assert counters["camera_rotation"] == "visual", counters["camera_rotation"]
+        assert counters["camera_rotation"].startswith("visual ("), counters["camera_rotation"]
         assert int(counters["rotation_visual"]) >= before + 4
+        assert set_rotation("static")
+        client.step(frames(1)[0])
+        client.step(frames(1)[0])
+        assert client.counters()["camera_rotation"] == "static (requested)"
     finally:
         assert set_rotation("auto")

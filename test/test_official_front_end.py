@@ -2,6 +2,7 @@
 models of the same architectures, on a real frame; and the node's choice of front end."""
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -13,7 +14,7 @@ from wham_ros.errors import CheckpointError, WhamError
 from wham_ros.perception.hmr2 import HMR2, HMR2Estimator
 from wham_ros.perception.official import OfficialFrontEnd
 from wham_ros.perception.smpl_head import DecoderConfig
-from wham_ros.perception.tracker import Tracker
+from wham_ros.perception.tracker import Tracker, is_duplicate
 from wham_ros.perception.vit import ViTConfig
 from wham_ros.perception.vitpose import ViTPose, ViTPoseEstimator
 from wham_ros.perception.yolo import PersonDetector, YoloV8
@@ -51,22 +52,22 @@ def small_models(seed: int = 0):
 def test_every_detected_person_gets_keypoints_features_and_a_first_body():
     yolo, vitpose, hmr2 = small_models()
     # random weights score everything near 0.5: take every box the detector keeps
-    front = OfficialFrontEnd(PersonDetector(yolo, conf=0.0, max_det=3), ViTPoseEstimator(vitpose),
-                             HMR2Estimator(hmr2), flip_features=True)
+    front = OfficialFrontEnd(PersonDetector(yolo, conf=0.0, max_det=6), ViTPoseEstimator(vitpose),
+                             HMR2Estimator(hmr2), flip_features=True, max_people=3)
     rgb = real_frame()
     dets = front(rgb, 0.0)
-    assert len(dets) == 3
-    boxes = front.detector(rgb)
-    for det, box in zip(dets, boxes):
+    assert 1 <= len(dets) <= 3
+    boxes = [tuple(b[:4]) for b in front.detector(rgb)]
+    for det in dets:
         assert det.keypoints.shape == (17, 3) and np.isfinite(det.keypoints).all()
-        np.testing.assert_allclose(det.bbox, box[:4], rtol=1e-6)
-        if det.feature is not None:             # a person whose keypoints span a box
-            assert (det.keypoints[:, 2] > 0.3).sum() >= 2
-            assert det.feature.shape == (1024,) and det.flipped_feature.shape == (1024,)
-            assert not np.array_equal(det.feature, det.flipped_feature)
-            R = det.initial_body.body_pose
-            np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), R.shape), atol=1e-5)
-    assert any(d.feature is not None for d in dets)
+        assert (det.keypoints[:, 2] > 0.3).sum() >= 6
+        assert min(np.abs(np.array(b) - det.bbox).max() for b in boxes) < 1e-3      # one of the detector's boxes
+        assert det.feature.shape == (1024,) and det.flipped_feature.shape == (1024,)
+        assert not np.array_equal(det.feature, det.flipped_feature)
+        R = det.initial_body.body_pose
+        np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), R.shape), atol=1e-5)
+        assert det.flipped_initial_body is not None
+    assert not any(is_duplicate(a, b) for a, b in itertools.combinations(dets, 2))
     again = front(rgb, 1.0)
     for a, b in zip(dets, again):
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
@@ -76,19 +77,22 @@ def test_without_hmr2_there_are_no_features():
     yolo, vitpose, _ = small_models()
     front = OfficialFrontEnd(PersonDetector(yolo, conf=0.0, max_det=2), ViTPoseEstimator(vitpose, flip_test=False))
     dets = front(real_frame(), 0.0)
-    assert len(dets) == 2 and all(d.feature is None and d.initial_body is None for d in dets)
+    assert dets and all(d.feature is None and d.initial_body is None for d in dets)
     assert "no image features" in front.name
 
 
 class FixedBoxes:
-    """A detector that always reports the same person box (the network part is tested elsewhere)."""
+    """A detector that always reports the same person boxes (the network part is tested elsewhere)."""
+
+    def __init__(self, boxes=((320.0, 40.0, 560.0, 460.0, 0.9),)) -> None:
+        self.boxes = np.array(boxes, dtype=np.float32)
 
     def __call__(self, rgb):
-        return np.array([[320.0, 40.0, 560.0, 460.0, 0.9]], dtype=np.float32)
+        return self.boxes
 
 
 class UprightPose:
-    """Keypoints of a standing person filling the box, all confident."""
+    """Keypoints of a standing person filling the box, all confident (a box wider than tall: none confident)."""
 
     def __call__(self, rgb, boxes):
         from test_pipeline import SKELETON
@@ -97,8 +101,23 @@ class UprightPose:
         for x0, y0, x1, y1 in boxes:
             scale = (y1 - y0) / 320.0
             xy = SKELETON * scale + ((x0 + x1) / 2, (y0 + y1) / 2)
-            out.append(np.concatenate((xy, np.full((17, 1), 0.9)), 1))
+            confident = 0.9 if y1 - y0 > x1 - x0 else 0.1
+            out.append(np.concatenate((xy, np.full((17, 1), confident)), 1))
         return np.array(out)
+
+
+def test_only_people_who_can_become_tracks_reach_hmr2():
+    _, _, hmr2 = small_models()
+    boxes = [(20.0, 40.0, 140.0, 400.0, 0.95), (24.0, 42.0, 142.0, 402.0, 0.9),       # one person twice
+             (200.0, 100.0, 500.0, 160.0, 0.85),                                       # no confident keypoints
+             (300.0, 40.0, 420.0, 400.0, 0.8), (450.0, 40.0, 570.0, 400.0, 0.7),
+             (600.0, 200.0, 603.0, 208.0, 0.6)]                                        # a speck: no feature
+    front = OfficialFrontEnd(FixedBoxes(boxes), UprightPose(), HMR2Estimator(hmr2), max_people=4)
+    dets = front(np.zeros((480, 640, 3), np.uint8), 0.0)
+    assert [d.score for d in dets] == pytest.approx([0.95, 0.8, 0.7, 0.6])
+    assert [d.feature is not None for d in dets] == [True, True, True, False]
+    front.max_people = 2
+    assert [d.score for d in front(np.zeros((480, 640, 3), np.uint8), 0.0)] == pytest.approx([0.95, 0.8])
 
 
 def test_hmr2_features_drive_the_engine(synthetic_net):

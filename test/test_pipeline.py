@@ -77,3 +77,19 @@ def test_reset_after_a_time_jump_forgets_everyone(synthetic_net):
     assert pipe.active_tracks == 0
     again = pipe.process(image, 0.0, np.zeros(6))
     assert [p.track_id for p in again] == [2]       # ids are never reused
+
+
+def test_flip_evaluation_runs_with_a_mirrored_first_body(synthetic_net):
+    from wham_ros.pipeline import default_initial_body, mirrored_body
+
+    pipe = HumanPipeline(synthetic_net, ScriptedPeople([(320, 240)]), Tracker(birth_frames=1), flip_eval=True)
+    image = np.zeros((480, 640, 3), np.uint8)
+    outs = [pipe.process(image, t / 30, np.zeros(6))[0].output for t in range(4)]
+    assert all(o is not None for o in outs) and pipe.engine.frames_of(1) == 4
+    body = default_initial_body(SKELETON)
+    twice = mirrored_body(mirrored_body(body))
+    np.testing.assert_allclose(twice.body_pose, body.body_pose, atol=1e-12)
+    once = mirrored_body(body)
+    # the left shoulder's rotation becomes the right one's, mirrored (SMPL joints 16/17 = body_pose 15/16)
+    M = np.diag([-1.0, 1.0, 1.0])
+    np.testing.assert_allclose(once.body_pose[16], M @ body.body_pose[15] @ M, atol=1e-12)

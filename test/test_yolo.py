@@ -379,6 +379,7 @@ def test_person_detector_filters_suppresses_and_maps_back():
     put(2, [100, 100, 40, 40], 0.45)              # too weak
     put(3, [500, 200, 40, 80], 0.6, other=0.95)   # a car rather than a person
     put(4, [10, 100, 60, 40], 0.7)                # crosses the left edge
+    put(5, [240, 4, 60, 6], 0.85)                 # entirely in the top padding: nothing of it in the image
     model = CannedModel(pred)
     rgb = np.zeros((270, 480, 3), np.uint8)
     boxes = PersonDetector(model)(rgb)

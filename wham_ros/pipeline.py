@@ -14,6 +14,7 @@ import torch
 
 from wham_ros.geometry.frames import Transform, WorldPose, place_in_wham_world, place_with_camera_pose
 from wham_ros.geometry.rotations import axis_angle_to_matrix
+from wham_ros.model.flip import unmirror_rotations
 from wham_ros.model.network import WhamNetwork
 from wham_ros.perception.base import Detection, InitialBody, PoseEstimator
 from wham_ros.perception.smoothing import KeypointSmoother
@@ -39,6 +40,14 @@ def default_initial_body(keypoints: np.ndarray) -> InitialBody:
     aa = torch.zeros(23, 3, dtype=torch.float64)
     aa[15, 2], aa[16, 2] = -1.2, 1.2                           # SMPL joints 16/17 (shoulders): arms down
     return InitialBody(upright, axis_angle_to_matrix(aa).numpy(), np.zeros(10))
+
+
+def mirrored_body(body: InitialBody) -> InitialBody:
+    """The same body seen in a left-right mirrored image (flip evaluation's first frame)."""
+    rotations = torch.cat((torch.as_tensor(body.global_orient, dtype=torch.float64).reshape(1, 3, 3),
+                           torch.as_tensor(body.body_pose, dtype=torch.float64).reshape(23, 3, 3)))
+    mirrored = unmirror_rotations(rotations)          # mirroring is its own inverse
+    return InitialBody(mirrored[0].numpy(), mirrored[1:].numpy(), np.asarray(body.betas).copy())
 
 
 @dataclass
@@ -144,9 +153,13 @@ class HumanPipeline:
                 continue
             if track.id not in self.engine:
                 body = det.initial_body or default_initial_body(keypoints)
+                flipped = None
+                if self.flip_eval:
+                    mirror = det.flipped_initial_body or mirrored_body(body)
+                    flipped = (mirror.global_orient, mirror.body_pose, mirror.betas, frame.flipped_x)
                 self.engine.add_track(track.id, make_track_init(
                     self.net.smpl, torch.as_tensor(body.global_orient), torch.as_tensor(body.body_pose),
-                    torch.as_tensor(body.betas), frame.x, use_features=det.feature is not None))
+                    torch.as_tensor(body.betas), frame.x, flipped=flipped, use_features=det.feature is not None))
             frames[track.id] = frame
             confirmed.append(track)
         result = self.engine.step(frames)

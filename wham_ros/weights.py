@@ -38,11 +38,6 @@ def read_file(path: str) -> object:
             f"({type(exc).__name__}: {first})") from exc
 
 
-def select(state_dict: Mapping[str, object], prefix: str) -> dict[str, object]:
-    """The entries under ``prefix`` (e.g. ``"backbone."``) with the prefix removed."""
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-
-
 def check_state_dict(own: Mapping[str, torch.Tensor], state_dict: Mapping[str, object], source: str, *,
                      ignore: Iterable[str] = (), what: str = "") -> dict[str, torch.Tensor]:
     """``state_dict``'s tensors for exactly the keys of ``own``, cast to their dtypes, after checking them.
@@ -51,6 +46,9 @@ def check_state_dict(own: Mapping[str, torch.Tensor], state_dict: Mapping[str, o
     Raises :class:`CheckpointError` naming every missing, unknown, mis-shaped or non-finite entry.
     """
     ignore = tuple(ignore)
+    not_names = [repr(k) for k in state_dict if not isinstance(k, str)]
+    if not_names:
+        raise CheckpointError(f"{source}: keys that are not parameter names: {listing(not_names)}")
     given = {k: v for k, v in state_dict.items() if not k.startswith(ignore)}
     missing, unexpected = set(own) - set(given), set(given) - set(own)
     if missing or unexpected:

@@ -54,10 +54,8 @@ def _angle(R: np.ndarray) -> float:
     return float(np.arccos(np.clip((np.trace(R) - 1) / 2, -1.0, 1.0)))
 
 
-def kabsch(a: np.ndarray, b: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """Rotation(s) R minimising sum w |a_i - R b_i|^2; a, b (..., M, 3) -> (..., 3, 3)."""
-    if w is not None:
-        a = a * w[..., None]
+def kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotation(s) R minimising sum |a_i - R b_i|^2; a, b (..., M, 3) -> (..., 3, 3)."""
     M = np.swapaxes(a, -1, -2) @ b
     U, _, Vt = np.linalg.svd(M)
     # flip the weakest direction when the best orthogonal fit is a reflection
@@ -335,11 +333,15 @@ class VisualRotationEstimator:
             p0, p1 = self._track(img)
             keep = self._outside(p1, boxes) if len(boxes) else np.ones(len(p1), bool)
             p0, p1 = p0[keep], p1[keep]
-            self.last_tracks, self.last_dt = len(p1), stamp - self._prev_stamp
-            if len(p1) < self.min_inliers:
-                status = f"too few tracked features ({len(p1)}, need {self.min_inliers})"
+            f0, f1 = self._bearings(p0), self._bearings(p1)
+            # an undistortion that does not converge (far outside a fisheye's model) yields no bearing
+            finite = np.isfinite(f0).all(1) & np.isfinite(f1).all(1)
+            f0, f1 = f0[finite], f1[finite]
+            self.last_tracks, self.last_dt = len(f1), stamp - self._prev_stamp
+            if len(f1) < self.min_inliers:
+                status = f"too few tracked features ({len(f1)}, need {self.min_inliers})"
             else:
-                result, inl, status = self._fit_models(self._bearings(p0), self._bearings(p1))
+                result, inl, status = self._fit_models(f0, f1)
                 self.last_inliers = int(inl.sum())
             self._prev_pts = p1
         if len(self._prev_pts) < self.redetect_below:

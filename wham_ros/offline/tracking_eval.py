@@ -49,6 +49,7 @@ class PersonScore:
     with_main_id: int     # visible frames published with the main id
     ids: dict[int, int]   # track id -> frames
     id_changes: int       # consecutive published frames whose id differs
+    duplicate_frames: int  # visible frames in which more than one confirmed track showed the person
 
     @property
     def id_consistency(self) -> float:
@@ -62,12 +63,19 @@ class PersonScore:
 
 
 def score_ids(published: Iterable[tuple[int, int, np.ndarray]], annotation: ClipAnnotation) -> list[PersonScore]:
-    """published: (frame, track id, xyxy box) of every confirmed, matched track in every frame."""
+    """published: (frame, track id, xyxy box) of every confirmed, matched track in every frame.
+
+    A frame counts once per person (its first track); further tracks on the same person are counted in
+    ``duplicate_frames``, so a tracker cannot hide a second id behind the first.
+    """
     per_person: dict[str, dict[int, int]] = {p: {} for p in annotation.visible}
+    duplicates: Counter = Counter()
     for frame, track_id, box in published:
         person = annotation.label(frame, box)
         first, last = annotation.visible[person]
         if first <= frame <= last:
+            if frame in per_person[person]:
+                duplicates[person] += 1
             per_person[person].setdefault(frame, track_id)
     scores = []
     for person, frames in per_person.items():
@@ -76,5 +84,6 @@ def score_ids(published: Iterable[tuple[int, int, np.ndarray]], annotation: Clip
         main_id, main_n = counts.most_common(1)[0] if counts else (None, 0)
         ordered = [frames[f] for f in sorted(frames)]
         changes = sum(a != b for a, b in itertools.pairwise(ordered))
-        scores.append(PersonScore(person, last - first + 1, len(frames), main_id, main_n, dict(counts), changes))
+        scores.append(PersonScore(person, last - first + 1, len(frames), main_id, main_n, dict(counts), changes,
+                                  duplicates[person]))
     return scores

@@ -10,15 +10,15 @@ import cv2
 import numpy as np
 
 from wham_ros.perception.base import Detection
+from wham_ros.stream.inputs import KEYPOINT_THRESHOLD
 
 HUE_BINS, SAT_BINS = 16, 4
-_CONFIDENT = 0.3
 
 
 def _body_region(det: Detection, width: int, height: int) -> tuple[int, int, int, int] | None:
     kp = det.keypoints
     core = kp[[5, 6, 11, 12, 13, 14]]          # shoulders, hips, knees
-    seen = core[core[:, 2] > _CONFIDENT]
+    seen = core[core[:, 2] > KEYPOINT_THRESHOLD]
     if len(seen) >= 3:
         (x0, y0), (x1, y1) = seen[:, :2].min(0), seen[:, :2].max(0)
         pad = 0.15 * max(x1 - x0, 1.0)

@@ -6,6 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
+from wham_ros.errors import InputError
+
 #: COCO-17 keypoint names, WHAM's 2D input order
 COCO_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
               "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
@@ -30,6 +32,7 @@ class Detection:
     feature (1024,): HMR2.0 image feature, when the front end computes one.
     flipped_feature: the same for the mirrored crop (flip evaluation).
     initial_body: first-frame body estimate, when the front end computes one.
+    flipped_initial_body: the estimate on the mirrored crop (flip evaluation).
     """
 
     keypoints: np.ndarray
@@ -38,7 +41,15 @@ class Detection:
     feature: np.ndarray | None = None
     flipped_feature: np.ndarray | None = None
     initial_body: InitialBody | None = None
+    flipped_initial_body: InitialBody | None = None
     extras: dict = field(default_factory=dict)
+
+
+def check_rgb(rgb: object, who: str) -> None:
+    """Raise :class:`InputError` naming ``who`` unless ``rgb`` is an (H, W, 3) uint8 array."""
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+        raise InputError(f"{who} expects an RGB image (H, W, 3) uint8, got "
+                         f"{getattr(rgb, 'shape', type(rgb).__name__)} {getattr(rgb, 'dtype', '')}")
 
 
 class PoseEstimator(Protocol):

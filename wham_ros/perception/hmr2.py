@@ -34,9 +34,9 @@ import torch
 from torch import nn
 
 from wham_ros.errors import CheckpointError, InputError
-from wham_ros.perception.base import InitialBody
+from wham_ros.perception.base import InitialBody, check_rgb
 from wham_ros.perception.smpl_head import HMR2_DECODER, DecoderConfig, SMPLTransformerDecoderHead
-from wham_ros.perception.vit import VIT_HUGE, VisionTransformer, ViTConfig
+from wham_ros.perception.vit import IMAGENET_MEAN, IMAGENET_STD, VIT_HUGE, VisionTransformer, ViTConfig
 from wham_ros.weights import check_and_load, read_file
 
 #: state_dict prefixes of hmr2a.ckpt that inference does not use
@@ -45,8 +45,8 @@ IGNORED_PREFIXES = ("discriminator.", "smpl.", "initialized")
 CROP_SIZE = 256
 #: the ViT input is 256x192: the 256x256 crop without 32 columns on each side
 CROP_MARGIN = 32
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+_STD = np.array(IMAGENET_STD, dtype=np.float32)
 
 
 class HMR2Output(NamedTuple):
@@ -97,8 +97,9 @@ def load_hmr2(path: str, device: str | torch.device = "cpu", *, vit: ViTConfig =
     content = _read_checkpoint(path)
     state_dict = content.get("state_dict", content) if isinstance(content, dict) else None
     if not isinstance(state_dict, dict):
+        found = type(state_dict if isinstance(content, dict) else content).__name__
         raise CheckpointError(f"{path}: expected a Lightning checkpoint (dict with 'state_dict') or a state_dict, "
-                              f"got {type(content).__name__}")
+                              f"got {found}")
     with torch.device("meta"):
         model = HMR2(vit, decoder)
     check_and_load(model, state_dict, path, ignore=IGNORED_PREFIXES, what="HMR2.0")
@@ -131,7 +132,7 @@ def crop_box(rgb: np.ndarray, box: np.ndarray, size: int = CROP_SIZE) -> np.ndar
 
 def normalise_crop(crop: np.ndarray) -> np.ndarray:
     """Float crop (H, W, 3) in 0..255 -> ImageNet-normalised float32 (3, H, W)."""
-    return ((crop / np.float32(255.0) - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    return ((crop / np.float32(255.0) - _MEAN) / _STD).transpose(2, 0, 1)
 
 
 def preprocess(rgb: np.ndarray, boxes: np.ndarray, flip: bool = False) -> torch.Tensor:
@@ -164,10 +165,10 @@ class HMR2Result:
 
 
 def _check_inputs(rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise InputError(f"rgb must be an (H, W, 3) uint8 array, got {getattr(rgb, 'shape', type(rgb))} "
-                         f"{getattr(rgb, 'dtype', '')}")
+    check_rgb(rgb, "HMR2.0")
     boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 3)
     if boxes.ndim != 2 or boxes.shape[1] != 3:
         raise InputError(f"boxes must be (N, 3) [cx, cy, s], got shape {boxes.shape}")
     if not np.isfinite(boxes).all() or (boxes[:, 2] <= 0).any():

@@ -17,6 +17,7 @@ import numpy as np
 
 from wham_ros.perception.base import Detection
 from wham_ros.perception.tracker import suppress_duplicates
+from wham_ros.stream.inputs import KEYPOINT_THRESHOLD
 
 #: BlazePose landmark index of each COCO-17 keypoint
 BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
@@ -126,15 +127,18 @@ class MediaPipePose:
         """BlazePose landmarks of one window -> a COCO-17 detection in full-image pixels.
 
         Confidence = visibility x presence (both BlazePose probabilities), and 0 for a point predicted outside
-        the image: WHAM must not take an extrapolated guess for an observed keypoint.
+        the window BlazePose saw (so outside the image too): WHAM must not take an extrapolated guess for an
+        observed keypoint, and a copy of a person cut by a window edge then loses to the other window's copy.
         """
         pts = np.array([(origin[0] + lm.x * size[0], origin[1] + lm.y * size[1],
                          (lm.visibility if lm.visibility is not None else 0.0)
                          * (lm.presence if lm.presence is not None else 1.0)) for lm in landmarks])
-        outside = (pts[:, 0] < 0) | (pts[:, 0] > image[0] - 1) | (pts[:, 1] < 0) | (pts[:, 1] > image[1] - 1)
+        (x0, y0), (x1, y1) = origin, (origin[0] + size[0] - 1, origin[1] + size[1] - 1)
+        outside = (pts[:, 0] < x0) | (pts[:, 0] > x1) | (pts[:, 1] < y0) | (pts[:, 1] > y1)
         pts[outside, 2] = 0.0
         kp = pts[list(BLAZEPOSE_TO_COCO)]
-        seen = pts[pts[:, 2] > 0.3] if (pts[:, 2] > 0.3).sum() >= 2 else pts
+        confident = pts[:, 2] > KEYPOINT_THRESHOLD
+        seen = pts[confident] if confident.sum() >= 2 else pts
         lo, hi = seen[:, :2].min(0), seen[:, :2].max(0)
         pad = 0.1 * (hi - lo)
         box = np.concatenate((np.maximum(lo - pad, 0), np.minimum(hi + pad, (image[0] - 1, image[1] - 1))))

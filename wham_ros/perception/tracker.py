@@ -23,6 +23,7 @@ import numpy as np
 
 from wham_ros.perception.appearance import appearance, similarity
 from wham_ros.perception.base import Detection
+from wham_ros.stream.inputs import KEYPOINT_THRESHOLD
 
 #: COCO per-keypoint OKS constants (sigmas)
 COCO_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87,
@@ -70,7 +71,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def oks(kp_a: np.ndarray, kp_b: np.ndarray, box: np.ndarray, threshold: float = 0.3) -> float:
+def oks(kp_a: np.ndarray, kp_b: np.ndarray, box: np.ndarray, threshold: float = KEYPOINT_THRESHOLD) -> float:
     """Object keypoint similarity over keypoints confident in both, scale = box area."""
     both = (kp_a[:, 2] > threshold) & (kp_b[:, 2] > threshold)
     if not both.any():

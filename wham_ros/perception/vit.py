@@ -16,6 +16,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+#: the ImageNet statistics both ViT-H models normalise their RGB input with (per channel, on 0..1 values)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 @dataclass(frozen=True)
 class ViTConfig:

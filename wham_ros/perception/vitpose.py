@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from wham_ros.errors import CheckpointError, InputError
-from wham_ros.perception.vit import VIT_HUGE, VisionTransformer, ViTConfig
+from wham_ros.perception.base import check_rgb
+from wham_ros.perception.vit import IMAGENET_MEAN, IMAGENET_STD, VIT_HUGE, VisionTransformer, ViTConfig
 from wham_ros.weights import check_and_load, read_file
 
 NUM_JOINTS = 17
@@ -40,8 +41,6 @@ INPUT_SIZE = (192, 256)
 HEATMAP_SIZE = (48, 64)
 #: left/right COCO-17 joints that trade places in a mirrored image
 COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PIXEL_STD = 200.0
 BOX_PADDING = 1.25
 MODULATE_KERNEL = 11
@@ -97,7 +96,7 @@ def load_vitpose(path: str, device: str | torch.device = "cpu", cfg: ViTConfig =
         raise CheckpointError(f"{path}: expected a state_dict (a dict of tensors, or a dict with 'state_dict'), "
                               f"found {type(state_dict).__name__}")
     # checkpoints saved from a DataParallel wrapper carry this prefix; mmcv strips it the same way
-    if state_dict and all(k.startswith("module.") for k in state_dict):
+    if state_dict and all(isinstance(k, str) and k.startswith("module.") for k in state_dict):
         state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
     with torch.device("meta"):
         model = ViTPose(cfg)
@@ -164,7 +163,8 @@ def decode_heatmaps(heatmaps: np.ndarray, kernel: int = MODULATE_KERNEL) -> tupl
 
     Arg-max, then DARK-UDP: one Newton step on the log of the Gaussian-blurred heatmap, from finite
     differences at the arg-max (edge-replicated at the border). A map whose maximum is not positive has
-    no peak: it is reported at (-1, -1), unrefined, like mmpose's arg-max.
+    no peak: it is reported at (-1, -1) without refinement (mmpose's arg-max gives (-1, -1) too, which its
+    refinement then moves; the confidence is <= 0 either way, so the keypoint is masked).
     """
     heatmaps = np.asarray(heatmaps, dtype=np.float32)
     n, k, h, w = heatmaps.shape
@@ -239,9 +239,7 @@ class ViTPoseEstimator:
         forward pass); parts outside the image are seen as black. Raises :class:`InputError` (a
         ValueError) for a wrong image, or a box that is not finite or has no width or no height.
         """
-        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
-            raise InputError(f"ViTPose expects an RGB image (H, W, 3) uint8, got "
-                             f"{getattr(rgb, 'shape', type(rgb).__name__)} {getattr(rgb, 'dtype', '')}")
+        check_rgb(rgb, "ViTPose")
         boxes = np.asarray(boxes, dtype=np.float64)
         if boxes.size == 0:
             boxes = boxes.reshape(0, 4)

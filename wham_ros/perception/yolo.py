@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from wham_ros.errors import CheckpointError, InputError
+from wham_ros.perception.base import check_rgb
 from wham_ros.perception.yolo_checkpoint import read_yolo_state_dict
 from wham_ros.weights import check_and_load, listing
 
@@ -306,7 +307,11 @@ class Letterbox:
     image_hw: tuple[int, int]
 
     def to_image(self, boxes: np.ndarray) -> np.ndarray:
-        """Boxes (N, 4) x1, y1, x2, y2 in input pixels -> image pixels, clipped to the image."""
+        """Boxes (N, 4) x1, y1, x2, y2 in input pixels -> image pixels, clipped to the image.
+
+        Uses the integer padding actually applied; Ultralytics recomputes it from floats when mapping back,
+        which differs by up to one input pixel on the padded axis (its boxes are that much off, ours are not).
+        """
         out = (boxes - np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], dtype=np.float32)) / self.gain
         h, w = self.image_hw
         out[:, [0, 2]] = out[:, [0, 2]].clip(0, w)
@@ -364,8 +369,9 @@ class PersonDetector:
 
     model: a :class:`YoloV8` (or any module with its input/output contract), e.g. from :func:`load_yolo`.
     conf: score a person box must exceed (WHAM uses 0.5); iou: NMS threshold (Ultralytics' 0.7);
-    input_size: longest network input side; rect: pad only to multiples of 32 (see :func:`letterbox`).
-    Boxes are sorted by descending score.
+    input_size: longest network input side; rect: pad only to multiples of 32 (see :func:`letterbox`);
+    max_det: most boxes returned. Boxes are sorted by descending score; boxes that clipping to the image leaves
+    narrower or lower than one pixel (predicted in the letterbox padding) are dropped.
     """
 
     def __init__(self, model: nn.Module, conf: float = 0.5, iou: float = 0.7, input_size: int = 640,
@@ -378,9 +384,7 @@ class PersonDetector:
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """Person boxes (N, 5) of one RGB image (H, W, 3) uint8; raises :class:`InputError` for other input."""
-        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
-            raise InputError(f"expected an RGB image (H, W, 3) uint8, got {getattr(rgb, 'shape', type(rgb))} "
-                             f"{getattr(rgb, 'dtype', '')}")
+        check_rgb(rgb, "the YOLOv8 detector")
         image, fit = letterbox(rgb, self.input_size, self.rect)
         device = next(self.model.parameters(), image).device
         pred = self.model(image.to(device))[0].float().cpu().numpy()  # (4 + nc, A)
@@ -388,5 +392,7 @@ class PersonDetector:
         person = (probs.argmax(0) == COCO_PERSON) & (probs[COCO_PERSON] > self.conf)
         xywh, scores = pred[:4, person].T, probs[COCO_PERSON, person]
         boxes = np.concatenate((xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2), 1)
-        keep = nms(boxes, scores, self.iou)[: self.max_det]
-        return np.concatenate((fit.to_image(boxes[keep]), scores[keep, None]), 1).astype(np.float32)
+        keep = nms(boxes, scores, self.iou)
+        found = np.concatenate((fit.to_image(boxes[keep]), scores[keep, None]), 1).astype(np.float32)
+        visible = (found[:, 2] - found[:, 0] >= 1) & (found[:, 3] - found[:, 1] >= 1)
+        return found[visible][: self.max_det]

@@ -39,6 +39,7 @@ from wham_ros.geometry.tf_buffer import TransformBuffer, TransformLookupError
 from wham_ros.geometry.visual_rotation import DISTORTION_MODELS, VisualRotationEstimator
 from wham_ros.model import build_network
 from wham_ros.msg import HumanArray, MeshTopology
+from wham_ros.perception.base import PoseEstimator
 from wham_ros.perception.tracker import Tracker
 from wham_ros.pipeline import HumanPipeline
 from wham_ros.ros import messages as M
@@ -60,7 +61,7 @@ TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def make_estimator(param: Callable[[str], object]):
+def make_estimator(param: Callable[[str], object]) -> PoseEstimator:
     """The front end the parameters ask for (``param(name)`` reads one)."""
     kind = param("front_end")
     if kind == "embedded":
@@ -75,7 +76,8 @@ def make_estimator(param: Callable[[str], object]):
         return OfficialFrontEnd.from_checkpoints(
             param("yolo_checkpoint"), param("vitpose_checkpoint"), param("hmr2_checkpoint"),
             device=param("device"), detector_conf=float(param("detector_confidence")),
-            flip_test=bool(param("vitpose_flip_test")), flip_features=bool(param("flip_eval")))
+            flip_test=bool(param("vitpose_flip_test")), flip_features=bool(param("flip_eval")),
+            max_people=int(param("max_tracks")))
     raise WhamError(f"front_end {kind!r} is unknown (use 'embedded' or 'official')")
 
 
@@ -160,8 +162,8 @@ class WhamNode(LifecycleNode):
         for param in params:
             spec = BY_NAME.get(param.name)
             if spec is not None and spec.choices and param.value not in spec.choices:
-                return SetParametersResult(successful=False,
-                                           reason=f"{param.name} must be one of {', '.join(spec.choices)}")
+                return SetParametersResult(successful=False, reason=f"{param.name}={param.value!r} must be one of "
+                                                                    f"{', '.join(spec.choices)}")
         return SetParametersResult(successful=True)
 
     def _qos(self, stream: str) -> QoSProfile:
@@ -173,17 +175,17 @@ class WhamNode(LifecycleNode):
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            for p in PARAMS:
-                if p.choices and self.p(p.name) not in p.choices:
-                    raise WhamError(f"parameter {p.name}={self.p(p.name)!r} is not one of {p.choices}")
+            checked = self._check_choices([self.get_parameter(p.name) for p in PARAMS])
+            if not checked.successful:
+                raise WhamError(f"parameter {checked.reason}")
             if not self.p("checkpoint") or not self.p("body_model_dir"):
                 raise WhamError("parameters 'checkpoint' and 'body_model_dir' are required")
             torch.set_num_threads(int(self.p("torch_threads")))
             net = build_network(self.p("checkpoint"), self.p("body_model_dir"), device=self.p("device"),
                                 precision=self.p("precision"))
             estimator = make_estimator(self.p)
-        except (WhamError, OSError, RuntimeError, ValueError) as exc:
-            self.get_logger().error(f"configure failed: {exc}")
+        except Exception as exc:  # rclpy would turn anything else into a silent ERROR transition
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
         tracker = Tracker(birth_frames=int(self.p("birth_frames")), max_missed=int(self.p("max_missed_frames")),
                           max_tracks=int(self.p("max_tracks")))
@@ -254,7 +256,12 @@ class WhamNode(LifecycleNode):
         self._stop.set()
         self._wake.set()
         if self._worker is not None:
-            self._worker.join(timeout=10)
+            # a frame in progress finishes first (seconds with the official front end on a CPU): releasing
+            # the pipeline or starting a second worker under it would break it
+            while self._worker.is_alive():
+                self._worker.join(timeout=5)
+                if self._worker.is_alive():
+                    self.get_logger().warning("waiting for the frame in progress before stopping")
             self._worker = None
 
     def _release(self) -> None:
@@ -339,7 +346,8 @@ class WhamNode(LifecycleNode):
             except TransformLookupError as exc:
                 notes.append(f"TF: {exc}")
             else:
-                return self._rotation_from("TF", angvel_from_delta(torch.as_tensor(a.T @ b), stamp - prev).numpy())
+                return self._rotation_from("TF", angvel_from_delta(torch.as_tensor(a.T @ b), stamp - prev).numpy(),
+                                           notes)
         if mode in ("auto", "visual"):
             angvel, note = self._visual_rotation(rgb, stamp, cam)
             if angvel is not None:
@@ -347,13 +355,19 @@ class WhamNode(LifecycleNode):
             notes.append(f"visual: {note}")
         if prev is None:
             self._status["camera_rotation"] = "first frame"
+        elif mode == "static":
+            self._status["camera_rotation"] = "static (requested)"
+            self.stats.inc("rotation_static")
         else:
             self._status["camera_rotation"] = "static camera assumed" + (f" ({'; '.join(notes)})" if notes else "")
+            self.stats.inc("rotation_static")
         return np.zeros(6)
 
-    def _rotation_from(self, source: str, angvel: np.ndarray, notes: list[str] = ()) -> np.ndarray:
+    def _rotation_from(self, source: str, angvel: np.ndarray, notes: list[str] | None = None) -> np.ndarray:
         if source != "visual" and self._visual is not None:
             self._visual.reset()          # its previous frame would be stale when it is next needed
+        if source == "visual":
+            notes = [f"{self._visual.last_inliers} of {self._visual.last_tracks} tracks fit", *(notes or [])]
         self._status["camera_rotation"] = source + (f" ({'; '.join(notes)})" if notes else "")
         self.stats.inc(f"rotation_{source.lower()}")
         return angvel
@@ -384,10 +398,12 @@ class WhamNode(LifecycleNode):
         else:   # the official fallback camera; lens distortion unknown
             f = official_focal(w, h)
             K, model, dist = np.array([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]]), "plumb_bob", None
-        key = (w, h, K.tobytes(), model, None if dist is None else dist.tobytes())
+        max_gap = float(self.p("visual_rotation_max_gap"))
+        key = (w, h, K.tobytes(), model, None if dist is None else dist.tobytes(), max_gap)
         try:
             if self._visual is None or self._visual_key != key:
-                self._visual, self._visual_key = VisualRotationEstimator(K, dist, distortion_model=model), key
+                self._visual = VisualRotationEstimator(K, dist, distortion_model=model, max_dt=max_gap)
+                self._visual_key = key
             delta = self._visual(rgb, self._last_boxes, stamp)
         except ValueError as exc:
             self._visual = None
@@ -490,7 +506,7 @@ class WhamNode(LifecycleNode):
             **{k: v for k, v in sorted(s.counts.items())}, **self._status,
         }
         warn = [k for k in ("camera_info", "world", "camera_rotation") if k in self._status and
-                not str(self._status[k]).startswith(("ok", "TF", "gyro", "visual", "first"))]
+                not str(self._status[k]).startswith(("ok", "TF", "gyro", "visual", "first", "static (requested)"))]
         errors = s.counts.get("frame_errors", 0)
         level = M.LEVEL_ERROR if errors and not s.counts.get("frames") else M.LEVEL_WARN if warn else M.LEVEL_OK
         message = "; ".join(f"{k}: {self._status[k]}" for k in warn) or "ok"

@@ -56,6 +56,8 @@ PARAMS: tuple[Param, ...] = (
     Param("camera_rotation", "auto", "source of the camera rotation between frames: auto = gyro, else TF, else the "
           "visual estimate, else static; or only one of them (use visual for electronically stabilised cameras)",
           choices=("auto", "gyro", "tf", "visual", "static")),
+    Param("visual_rotation_max_gap", 0.5, "longest time (s) between two processed frames the visual rotation "
+          "tracks features across (a slower pipeline gets no visual rotation)", 0.05, 5.0),
     Param("camera_frame", "", "optical frame of the camera; empty: the image header's frame_id"),
     # outputs
     Param("world_frame", "odom", "frame every person is published in when TF world->camera exists (REP-105)"),
