@@ -125,7 +125,6 @@ def test_smpl_entries_override_files_with_a_warning(net, tmp_path, test_state_di
 
 
 def test_keys_that_are_not_names_are_refused():
-    from wham_ros.errors import CheckpointError
     from wham_ros.weights import check_state_dict
 
     t = torch.zeros(2)
