@@ -52,6 +52,16 @@ def check_rgb(rgb: object, who: str) -> None:
                          f"{getattr(rgb, 'shape', type(rgb).__name__)} {getattr(rgb, 'dtype', '')}")
 
 
+def box_array(boxes: object, columns: int, who: str, layout: str) -> np.ndarray:
+    """``boxes`` as a float64 (N, columns) array (an empty input gives N = 0); :class:`InputError` otherwise."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, columns)
+    if boxes.ndim != 2 or boxes.shape[1] != columns:
+        raise InputError(f"{who} expects boxes (N, {columns}) {layout}, got shape {boxes.shape}")
+    return boxes
+
+
 class PoseEstimator(Protocol):
     """Detects people and their 2D keypoints in an RGB image (H, W, 3) uint8."""
 

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from wham_ros.errors import CheckpointError, InputError
-from wham_ros.perception.base import InitialBody, check_rgb
+from wham_ros.perception.base import InitialBody, box_array, check_rgb
 from wham_ros.perception.smpl_head import HMR2_DECODER, DecoderConfig, SMPLTransformerDecoderHead
 from wham_ros.perception.vit import IMAGENET_MEAN, IMAGENET_STD, VIT_HUGE, VisionTransformer, ViTConfig
 from wham_ros.weights import check_and_load, read_file
@@ -166,11 +166,7 @@ class HMR2Result:
 
 def _check_inputs(rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     check_rgb(rgb, "HMR2.0")
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.size == 0:
-        boxes = boxes.reshape(0, 3)
-    if boxes.ndim != 2 or boxes.shape[1] != 3:
-        raise InputError(f"boxes must be (N, 3) [cx, cy, s], got shape {boxes.shape}")
+    boxes = box_array(boxes, 3, "HMR2.0", "[cx, cy, s]")
     if not np.isfinite(boxes).all() or (boxes[:, 2] <= 0).any():
         raise InputError(f"boxes must be finite with s > 0, got {boxes.tolist()}")
     return boxes

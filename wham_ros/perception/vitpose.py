@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from wham_ros.errors import CheckpointError, InputError
-from wham_ros.perception.base import check_rgb
+from wham_ros.perception.base import box_array, check_rgb
 from wham_ros.perception.vit import IMAGENET_MEAN, IMAGENET_STD, VIT_HUGE, VisionTransformer, ViTConfig
 from wham_ros.weights import check_and_load, read_file
 
@@ -240,11 +240,7 @@ class ViTPoseEstimator:
         ValueError) for a wrong image, or a box that is not finite or has no width or no height.
         """
         check_rgb(rgb, "ViTPose")
-        boxes = np.asarray(boxes, dtype=np.float64)
-        if boxes.size == 0:
-            boxes = boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise InputError(f"ViTPose expects boxes (N, 4) x1, y1, x2, y2, got shape {boxes.shape}")
+        boxes = box_array(boxes, 4, "ViTPose", "x1, y1, x2, y2")
         bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
