@@ -18,6 +18,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install torch==2.13.0
 
 if [ "${WHAM_ROS_NO_ROS:-0}" = "1" ]; then
+    "${PIP[@]}" install numpy==2.4.6 opencv-python-headless==5.0.0.93
     "${PIP[@]}" install -e ".[test]"
     echo "wham_ros core installed in $VENV (no ROS)"
     exit 0

@@ -17,6 +17,7 @@ setup(
         # otherwise pip may pull a multi-GB CUDA build.
         "torch>=2.6",  # safe_globals with (class, "pickled.name") pairs, for the official front-end checkpoints
         "numpy>=1.26",
+        "opencv-python-headless>=4.8",  # crops, tracking features, appearance; pinned by install.sh
         "smplx==0.1.28",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.6"]},

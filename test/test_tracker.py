@@ -131,6 +131,7 @@ CLIP = os.path.join(SHARED, "data", "videos_people", "sports2d_demo.mp4")
 
 
 def test_two_people_keep_their_ids_on_the_real_clip():
+    pytest.importorskip("mediapipe", reason="the embedded front end (mediapipe) is not installed: run ./install.sh")
     if not os.path.isfile(CLIP):
         pytest.skip(f"sports2d clip not found at {CLIP}")
     import sys
@@ -160,6 +161,7 @@ def test_tile_windows_cover_the_image_with_overlap():
 
 def test_tiles_find_a_person_the_whole_image_pass_misses():
     """Frame 45 of sports2d: the woman half behind a tree at the right edge."""
+    pytest.importorskip("mediapipe", reason="the embedded front end (mediapipe) is not installed: run ./install.sh")
     if not os.path.isfile(CLIP):
         pytest.skip(f"sports2d clip not found at {CLIP}")
     import cv2
