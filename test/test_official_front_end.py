@@ -49,11 +49,10 @@ def small_models(seed: int = 0):
     return yolo, vitpose, HMR2(SMALL_VIT, FEATURE_DEC).eval()
 
 
-def test_every_detected_person_gets_keypoints_features_and_a_first_body():
-    yolo, vitpose, hmr2 = small_models()
+def test_every_detected_person_gets_keypoints():
+    yolo, vitpose, _ = small_models()
     # random weights score everything near 0.5: take every box the detector keeps
-    front = OfficialFrontEnd(PersonDetector(yolo, conf=0.0, max_det=6), ViTPoseEstimator(vitpose),
-                             HMR2Estimator(hmr2), flip_features=True, max_people=3)
+    front = OfficialFrontEnd(PersonDetector(yolo, conf=0.0, max_det=6), ViTPoseEstimator(vitpose), max_people=3)
     rgb = real_frame()
     dets = front(rgb, 0.0)
     assert 1 <= len(dets) <= 3
@@ -62,23 +61,11 @@ def test_every_detected_person_gets_keypoints_features_and_a_first_body():
         assert det.keypoints.shape == (17, 3) and np.isfinite(det.keypoints).all()
         assert (det.keypoints[:, 2] > 0.3).sum() >= 6
         assert min(np.abs(np.array(b) - det.bbox).max() for b in boxes) < 1e-3      # one of the detector's boxes
-        assert det.feature.shape == (1024,) and det.flipped_feature.shape == (1024,)
-        assert not np.array_equal(det.feature, det.flipped_feature)
-        R = det.initial_body.body_pose
-        np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), R.shape), atol=1e-5)
-        assert det.flipped_initial_body is not None
+        assert det.feature is None and det.initial_body is None
     assert not any(is_duplicate(a, b) for a, b in itertools.combinations(dets, 2))
     again = front(rgb, 1.0)
     for a, b in zip(dets, again):
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
-
-
-def test_without_hmr2_there_are_no_features():
-    yolo, vitpose, _ = small_models()
-    front = OfficialFrontEnd(PersonDetector(yolo, conf=0.0, max_det=2), ViTPoseEstimator(vitpose, flip_test=False))
-    dets = front(real_frame(), 0.0)
-    assert dets and all(d.feature is None and d.initial_body is None for d in dets)
-    assert "no image features" in front.name
 
 
 class FixedBoxes:
@@ -106,38 +93,68 @@ class UprightPose:
         return np.array(out)
 
 
-def test_only_people_who_can_become_tracks_reach_hmr2():
-    _, _, hmr2 = small_models()
+def test_only_people_who_can_become_tracks_are_returned():
     boxes = [(20.0, 40.0, 140.0, 400.0, 0.95), (24.0, 42.0, 142.0, 402.0, 0.9),       # one person twice
              (200.0, 100.0, 500.0, 160.0, 0.85),                                       # no confident keypoints
-             (300.0, 40.0, 420.0, 400.0, 0.8), (450.0, 40.0, 570.0, 400.0, 0.7),
-             (600.0, 200.0, 603.0, 208.0, 0.6)]                                        # a speck: no feature
-    front = OfficialFrontEnd(FixedBoxes(boxes), UprightPose(), HMR2Estimator(hmr2), max_people=4)
-    dets = front(np.zeros((480, 640, 3), np.uint8), 0.0)
-    assert [d.score for d in dets] == pytest.approx([0.95, 0.8, 0.7, 0.6])
-    assert [d.feature is not None for d in dets] == [True, True, True, False]
+             (300.0, 40.0, 420.0, 400.0, 0.8), (450.0, 40.0, 570.0, 400.0, 0.7)]
+    front = OfficialFrontEnd(FixedBoxes(boxes), UprightPose(), max_people=4)
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    assert [d.score for d in front(rgb, 0.0)] == pytest.approx([0.95, 0.8, 0.7])
     front.max_people = 2
-    assert [d.score for d in front(np.zeros((480, 640, 3), np.uint8), 0.0)] == pytest.approx([0.95, 0.8])
+    assert [d.score for d in front(rgb, 0.0)] == pytest.approx([0.95, 0.8])
 
 
-def test_hmr2_features_drive_the_engine(synthetic_net):
-    _, _, hmr2 = small_models()
+class RecordingHMR2(HMR2Estimator):
+    """HMR2.0 that remembers the boxes it was asked to crop."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.calls: list[tuple[np.ndarray, bool]] = []
+
+    def __call__(self, rgb, boxes, flip=False):
+        self.calls.append((np.array(boxes), flip))
+        return super().__call__(rgb, boxes, flip)
+
+
+def test_hmr2_runs_on_the_box_wham_sees_and_drives_the_engine(synthetic_net):
+    _, _, hmr2_model = small_models()
     rgb = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
 
-    def run(estimator):
-        pipe = HumanPipeline(synthetic_net, estimator, Tracker(birth_frames=1))
-        outs = [pipe.process(rgb, t / 30, np.zeros(6))[0].output for t in range(4)]
+    def run(features, flip_eval=False):
+        pipe = HumanPipeline(synthetic_net, OfficialFrontEnd(FixedBoxes(), UprightPose()), Tracker(birth_frames=1),
+                             features=features, flip_eval=flip_eval)
+        outs = []
+        for t in range(4):
+            outs.append(pipe.process(rgb, t / 30, np.zeros(6))[0].output)
+            if features is not None:
+                np.testing.assert_allclose(features.calls[-1][0][0], pipe._contexts[1].builder.last_box.numpy())
         return pipe, outs
 
-    with_features, outs = run(OfficialFrontEnd(FixedBoxes(), UprightPose(), HMR2Estimator(hmr2)))
-    without, plain = run(OfficialFrontEnd(FixedBoxes(), UprightPose()))
+    hmr2 = RecordingHMR2(hmr2_model)
+    with_features, outs = run(hmr2)
+    without, plain = run(None)
     assert with_features.engine._tracks[1].use_features and not without.engine._tracks[1].use_features
     assert not torch.allclose(outs[-1].pose, plain[-1].pose)
+    assert [flip for _, flip in hmr2.calls] == [False] * 4
+    flipping = RecordingHMR2(hmr2_model)
+    _, flip_outs = run(flipping, flip_eval=True)
+    assert all(o is not None for o in flip_outs) and [f for _, f in flipping.calls] == [False, True] * 4
+
+
+def test_people_too_small_to_crop_get_no_feature(synthetic_net):
+    _, _, hmr2_model = small_models()
+    hmr2 = RecordingHMR2(hmr2_model)
+    speck = FixedBoxes([(600.0, 200.0, 603.0, 208.0, 0.9)])           # keypoint box a few pixels tall
+    pipe = HumanPipeline(synthetic_net, OfficialFrontEnd(speck, UprightPose()), Tracker(birth_frames=1),
+                         features=hmr2)
+    for t in range(3):
+        pipe.process(np.zeros((480, 640, 3), np.uint8), t / 30, np.zeros(6))
+    assert hmr2.calls == [] and pipe.engine.frames_of(1) == 3
 
 
 def test_the_node_front_end_choice_fails_clearly_without_usable_weights(tmp_path):
     pytest.importorskip("rclpy")
-    from wham_ros.ros.node import make_estimator
+    from wham_ros.ros.node import make_estimator, make_feature_extractor
     from wham_ros.ros.params import BY_NAME
 
     params = {p: BY_NAME[p].default for p in BY_NAME} | {"front_end": "official"}
@@ -150,5 +167,8 @@ def test_the_node_front_end_choice_fails_clearly_without_usable_weights(tmp_path
         make_estimator((params | {"yolo_checkpoint": str(small), "vitpose_checkpoint": missing}).get)
     with pytest.raises(WhamError, match="unknown"):
         make_estimator((params | {"front_end": "openpose"}).get)
+    assert make_feature_extractor(params.get) is None
+    with pytest.raises(CheckpointError, match="does not exist"):
+        make_feature_extractor((params | {"hmr2_checkpoint": str(tmp_path / "hmr2a.ckpt")}).get)
     embedded = make_estimator((params | {"front_end": "embedded", "pose_tiles": 2}).get)
     assert embedded.tiles == 2 and embedded.name.startswith("embedded")

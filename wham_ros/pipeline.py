@@ -17,9 +17,10 @@ from wham_ros.geometry.rotations import axis_angle_to_matrix
 from wham_ros.model.flip import unmirror_rotations
 from wham_ros.model.network import WhamNetwork
 from wham_ros.perception.base import Detection, InitialBody, PoseEstimator
+from wham_ros.perception.hmr2 import MIN_CROP_PX, HMR2Estimator
 from wham_ros.perception.smoothing import KeypointSmoother
 from wham_ros.perception.tracker import Track, Tracker, TrackState
-from wham_ros.stream import FrameOutput, StreamEngine
+from wham_ros.stream import FrameInput, FrameOutput, StreamEngine
 from wham_ros.stream.inputs import KEYPOINT_THRESHOLD, TrackInputBuilder, make_track_init
 
 log = logging.getLogger(__name__)
@@ -81,14 +82,18 @@ class HumanPipeline:
     """Runs the whole per-image chain and keeps every person's state.
 
     net: loaded WHAM network; estimator: a :class:`PoseEstimator`; tracker: a :class:`Tracker`.
+    features: HMR2.0 (:class:`HMR2Estimator`) for image features and each new track's first body, run on
+    the box WHAM sees for every stepped person; None runs WHAM in its no-feature mode (unless the
+    estimator's detections carry features).
     use_camera_intrinsics: use CameraInfo's focal length and principal point for the camera
     translation (True) or the official sqrt(W^2 + H^2) and image centre (False).
     """
 
     def __init__(self, net: WhamNetwork, estimator: PoseEstimator, tracker: Tracker | None = None, *,
                  box_window: int = 5, use_camera_intrinsics: bool = True, flip_eval: bool = False,
-                 smooth_keypoints: bool = True, min_confident_keypoints: int = 6) -> None:
-        self.net, self.estimator = net, estimator
+                 smooth_keypoints: bool = True, min_confident_keypoints: int = 6,
+                 features: HMR2Estimator | None = None) -> None:
+        self.net, self.estimator, self.features = net, estimator, features
         self.tracker = tracker or Tracker()
         self.engine = StreamEngine(net, flip_eval=flip_eval)
         self.box_window, self.use_camera_intrinsics, self.flip_eval = box_window, use_camera_intrinsics, flip_eval
@@ -149,19 +154,13 @@ class HumanPipeline:
             frame = ctx.builder.frame(keypoints, torch.as_tensor(cam_angvel, dtype=torch.float32),
                                       None if det.feature is None else torch.as_tensor(det.feature),
                                       None if det.flipped_feature is None else torch.as_tensor(det.flipped_feature))
-            if frame is None:
-                continue
+            if frame is not None:
+                frames[track.id] = frame
+                confirmed.append((track, keypoints))
+        bodies = self._add_features(rgb, frames) if self.features is not None else {}
+        for track, keypoints in confirmed:
             if track.id not in self.engine:
-                body = det.initial_body or default_initial_body(keypoints)
-                flipped = None
-                if self.flip_eval:
-                    mirror = det.flipped_initial_body or mirrored_body(body)
-                    flipped = (mirror.global_orient, mirror.body_pose, mirror.betas, frame.flipped_x)
-                self.engine.add_track(track.id, make_track_init(
-                    self.net.smpl, torch.as_tensor(body.global_orient), torch.as_tensor(body.body_pose),
-                    torch.as_tensor(body.betas), frame.x, flipped=flipped, use_features=det.feature is not None))
-            frames[track.id] = frame
-            confirmed.append(track)
+                self._start_track(track, keypoints, frames[track.id], *bodies.get(track.id, (None, None)))
         result = self.engine.step(frames)
         self.skipped_frames += len(result.skipped)
         people = []
@@ -172,6 +171,41 @@ class HumanPipeline:
                 self._update_world(ctx, out, world_from_camera)
             people.append(self._result(track, ctx, out, stamp))
         return people
+
+    def _add_features(self, rgb: np.ndarray, frames: dict[int, FrameInput]
+                      ) -> dict[int, tuple[InitialBody, InitialBody | None]]:
+        """HMR2.0 on every stepped person's WHAM box (the crop the official pipeline uses, here causal).
+
+        Sets each frame's feature (and flipped feature with flip evaluation); returns each person's body
+        estimate (and the mirrored crop's) for tracks that start now. Boxes too small to crop get none.
+        """
+        ids = [tid for tid, f in frames.items() if 200.0 * float(f.bbox[2]) >= MIN_CROP_PX]
+        if not ids:
+            return {}
+        boxes = np.stack([frames[tid].bbox.double().numpy() for tid in ids])
+        result = self.features(rgb, boxes)
+        flipped = self.features(rgb, boxes, flip=True) if self.flip_eval else None
+        bodies = {}
+        for i, tid in enumerate(ids):
+            frames[tid].feature = torch.as_tensor(result.feature[i])
+            if flipped is not None:
+                frames[tid].flipped_feature = torch.as_tensor(flipped.feature[i])
+            if tid not in self.engine:
+                bodies[tid] = (result.initial_body(i), None if flipped is None else flipped.initial_body(i))
+        return bodies
+
+    def _start_track(self, track: Track, keypoints: np.ndarray, frame: FrameInput, body: InitialBody | None,
+                     flipped_body: InitialBody | None) -> None:
+        det = track.detection
+        body = body or det.initial_body or default_initial_body(keypoints)
+        flipped = None
+        if self.flip_eval:
+            mirror = flipped_body or det.flipped_initial_body or mirrored_body(body)
+            flipped = (mirror.global_orient, mirror.body_pose, mirror.betas, frame.flipped_x)
+        use_features = self.features is not None or det.feature is not None
+        self.engine.add_track(track.id, make_track_init(
+            self.net.smpl, torch.as_tensor(body.global_orient), torch.as_tensor(body.body_pose),
+            torch.as_tensor(body.betas), frame.x, flipped=flipped, use_features=use_features))
 
     def _update_world(self, ctx: _TrackContext, out: FrameOutput, world_from_camera: Transform | None) -> None:
         root_wham = out.poses_root_world.double().numpy()      # refined, y-down: the engine runs without y-up

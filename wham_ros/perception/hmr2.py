@@ -43,6 +43,8 @@ from wham_ros.weights import check_and_load, read_file
 IGNORED_PREFIXES = ("discriminator.", "smpl.", "initialized")
 
 CROP_SIZE = 256
+#: smallest crop side (pixels) worth a feature: below it the 256x256 crop is a blur of a few pixels
+MIN_CROP_PX = 16.0
 #: the ViT input is 256x192: the 256x256 crop without 32 columns on each side
 CROP_MARGIN = 32
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)

@@ -40,6 +40,7 @@ from wham_ros.geometry.visual_rotation import DISTORTION_MODELS, VisualRotationE
 from wham_ros.model import build_network
 from wham_ros.msg import HumanArray, MeshTopology
 from wham_ros.perception.base import PoseEstimator
+from wham_ros.perception.hmr2 import HMR2Estimator
 from wham_ros.perception.tracker import Tracker
 from wham_ros.pipeline import HumanPipeline
 from wham_ros.ros import messages as M
@@ -74,11 +75,16 @@ def make_estimator(param: Callable[[str], object]) -> PoseEstimator:
         from wham_ros.perception.official import OfficialFrontEnd
 
         return OfficialFrontEnd.from_checkpoints(
-            param("yolo_checkpoint"), param("vitpose_checkpoint"), param("hmr2_checkpoint"),
-            device=param("device"), detector_conf=float(param("detector_confidence")),
-            flip_test=bool(param("vitpose_flip_test")), flip_features=bool(param("flip_eval")),
+            param("yolo_checkpoint"), param("vitpose_checkpoint"), device=param("device"),
+            detector_conf=float(param("detector_confidence")), flip_test=bool(param("vitpose_flip_test")),
             max_people=int(param("max_tracks")))
     raise WhamError(f"front_end {kind!r} is unknown (use 'embedded' or 'official')")
+
+
+def make_feature_extractor(param: Callable[[str], object]) -> HMR2Estimator | None:
+    """HMR2.0 from ``hmr2_checkpoint`` (any front end), or None: WHAM then runs without image features."""
+    path = param("hmr2_checkpoint")
+    return HMR2Estimator.from_checkpoint(path, param("device")) if path else None
 
 
 class Counters:
@@ -184,6 +190,7 @@ class WhamNode(LifecycleNode):
             net = build_network(self.p("checkpoint"), self.p("body_model_dir"), device=self.p("device"),
                                 precision=self.p("precision"))
             estimator = make_estimator(self.p)
+            features = make_feature_extractor(self.p)
         except Exception as exc:  # rclpy would turn anything else into a silent ERROR transition
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -192,7 +199,7 @@ class WhamNode(LifecycleNode):
         self.pipeline = HumanPipeline(net, estimator, tracker, box_window=int(self.p("box_window")),
                                       use_camera_intrinsics=bool(self.p("use_camera_info_intrinsics")),
                                       flip_eval=bool(self.p("flip_eval")),
-                                      smooth_keypoints=bool(self.p("keypoint_smoothing")))
+                                      smooth_keypoints=bool(self.p("keypoint_smoothing")), features=features)
         faces = net.smpl.faces_tensor.cpu().numpy()
         self._faces = M.decimated_faces(faces, int(self.p("marker_faces")))
         self._gyro = GyroIntegrator(max_gap=float(self.p("imu_max_gap")))

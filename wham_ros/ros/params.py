@@ -24,11 +24,12 @@ PARAMS: tuple[Param, ...] = (
     Param("flip_eval", False, "also run the mirrored pass and average (the official demo default; 2x network cost)"),
     # perception
     Param("front_end", "embedded", "person/keypoint front end: embedded = MediaPipe BlazePose (no downloads); "
-          "official = YOLOv8 + ViTPose-H (+ HMR2.0 features) from the checkpoints below",
+          "official = YOLOv8 + ViTPose-H from the checkpoints below",
           choices=("embedded", "official")),
     Param("yolo_checkpoint", "", "official front end: path of yolov8x.pt (or an exported state_dict)"),
     Param("vitpose_checkpoint", "", "official front end: path of vitpose-h-multi-coco.pth"),
-    Param("hmr2_checkpoint", "", "official front end: path of hmr2a.ckpt; empty runs WHAM without image features"),
+    Param("hmr2_checkpoint", "", "path of hmr2a.ckpt: image features and each track's first body, with either "
+          "front end; empty runs WHAM without image features"),
     Param("detector_confidence", 0.5, "official front end: least YOLO person score (the demo's 0.5)", 0.0, 1.0),
     Param("vitpose_flip_test", True, "official front end: average ViTPose over the mirrored crop (as the demo)"),
     Param("pose_tiles", 2, "embedded front end: overlapping windows along the longer image side, each tracked "
