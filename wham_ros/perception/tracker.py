@@ -190,8 +190,10 @@ class Tracker:
         lost = [t for t in confirmed if t.id not in matched_ids]
         reid = [(lost[ti], di) for ti, di in self._reidentify(lost, detections, signatures, free).items()]
         self.reidentified = [t.id for t, _ in reid]
-        for track, di in matches + reid:
-            self._match(track, detections[di], signatures[di], stamp)
+        for track, di in matches:
+            self._match(track, detections[di], signatures[di], stamp, jumped=False)
+        for track, di in reid:
+            self._match(track, detections[di], signatures[di], stamp, jumped=True)
         matched_ids |= set(self.reidentified)
 
         self.dead = []
@@ -215,13 +217,13 @@ class Tracker:
                 self._next_id += 1
         return sorted(self.tracks, key=lambda t: (not t.matched_now, t.id))
 
-    def _match(self, track: Track, det: Detection, signature: np.ndarray | None, stamp: float) -> None:
+    def _match(self, track: Track, det: Detection, signature: np.ndarray | None, stamp: float, *,
+               jumped: bool) -> None:
         old = (track.detection.bbox[:2] + track.detection.bbox[2:]) / 2
         new = (det.bbox[:2] + det.bbox[2:]) / 2
         step = (new - old) / (track.missed + 1)
         # a re-identified track jumped: restart its motion model instead of learning the jump as velocity
-        reidentified = self.similarity(track, det) < self.min_similarity
-        track.velocity = np.zeros(2) if reidentified else (
+        track.velocity = np.zeros(2) if jumped else (
             (1 - self.velocity_gain) * track.velocity + self.velocity_gain * step)
         if signature is not None:
             track.appearance = signature if track.appearance is None else (
