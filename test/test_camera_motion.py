@@ -154,3 +154,21 @@ def test_gravity_aligned_init_root():
     torch.testing.assert_close(root, upright_world, atol=1e-9, rtol=0)
     torch.testing.assert_close(init_root(body_cam), matrix_to_rot6d(body_cam))
     assert matrix_to_axis_angle(root @ upright_world.T).norm() < 1e-6
+
+
+def test_one_future_stamped_sample_does_not_block_the_gyro_buffer():
+    """A sample stamped far ahead is an outlier: after a few refusals the stream goes on without it."""
+    gyro = GyroIntegrator(max_gap=0.05, recover_after=10)
+    for k in range(20):
+        gyro.add(k * 0.005, (0.0, 0.3, 0.0))
+    gyro.add(1e6, (0.0, 0.3, 0.0))
+    refused = 0
+    for k in range(20, 200):
+        try:
+            gyro.add(k * 0.005, (0.0, 0.3, 0.0))
+        except ValueError:
+            refused += 1
+    assert refused == 9 and gyro.latest_stamp == pytest.approx(199 * 0.005)
+    assert gyro.covers(0.2, 0.9)
+    with pytest.raises(ValueError, match="not after"):       # a single late sample is still refused
+        gyro.add(0.5, (0.0, 0.3, 0.0))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from collections import Counter
 
 import numpy as np
@@ -91,10 +92,39 @@ def test_compressed_images():
     ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     assert ok
     np.testing.assert_array_equal(compressed_to_rgb(CompressedImage(format="png", data=png.tobytes())), rgb)
-    with pytest.raises(ConversionError, match="cannot decode"):
+    with pytest.raises(ConversionError, match="JPEG without a frame header"):
         compressed_to_rgb(CompressedImage(format="jpeg", data=b"\xff\xd8\xff\xe0 definitely not a jpeg"))
+    ok, jpeg = cv2.imencode(".jpg", rgb)
+    with pytest.raises(ConversionError, match="cannot decode"):      # its header is fine, its data is not there
+        compressed_to_rgb(CompressedImage(format="jpeg", data=jpeg.tobytes()[:200]))
+    with pytest.raises(ConversionError, match="neither JPEG nor PNG"):
+        compressed_to_rgb(CompressedImage(format="bmp", data=cv2.imencode(".bmp", rgb)[1].tobytes()))
     with pytest.raises(ConversionError, match="no data"):
         compressed_to_rgb(CompressedImage(format="jpeg"))
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A small valid PNG that declares width x height (one compressed stream of zero rows)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    rows = zlib.compress(b"\x00" * (1 + 3 * width) * 64, 9)        # a few rows: decoding would allocate them all
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def test_decompression_bombs_are_refused_before_decoding():
+    bomb = _png_bomb(16384, 16384)
+    assert len(bomb) < 100_000
+    with pytest.raises(ConversionError, match=r"16384x16384 = 268435456 pixels, above max_image_pixels"):
+        compressed_to_rgb(CompressedImage(format="png", data=bomb))
+    big = cv2.imencode(".jpg", np.zeros((300, 400, 3), np.uint8))[1].tobytes()
+    with pytest.raises(ConversionError, match=r"jpeg.*400x300"):
+        compressed_to_rgb(CompressedImage(format="jpeg", data=big), max_pixels=100_000)
+    assert compressed_to_rgb(CompressedImage(format="jpeg", data=big), max_pixels=120_000).shape == (300, 400, 3)
+    raw = _image(_rgb(), "rgb8")
+    with pytest.raises(ConversionError, match="above max_image_pixels"):
+        image_to_rgb(raw, max_pixels=raw.width * raw.height - 1)
 
 
 def test_camera_info_and_imu_validation():
@@ -107,6 +137,20 @@ def test_camera_info_and_imu_validation():
     info.k = [float("nan")] * 9
     with pytest.raises(ConversionError, match="finite"):
         camera_info_to_model(info)
+    # values that pass a finiteness check and would break every WHAM step downstream
+    for fx, cx, message in ((1e308, 320.0, "focal length"), (1e-300, 320.0, "focal length"),
+                            (500.0, 1e300, "principal point"), (500.0, -1e6, "principal point")):
+        info.k = [fx, 0, cx, 0, fx, 240, 0, 0, 1]
+        with pytest.raises(ConversionError, match=message):
+            camera_info_to_model(info)
+    info.k = [500.0, 0, 320, 0, 5000.0, 240, 0, 0, 1]
+    with pytest.raises(ConversionError, match="square"):
+        camera_info_to_model(info)
+    info.k, info.d = [500.0, 0, 320, 0, 500.0, 240, 0, 0, 1], [0.1, float("inf"), 0.0, 0.0, 0.0]
+    with pytest.raises(ConversionError, match="D contains"):
+        camera_info_to_model(info)
+    info.d, info.k = [], [4.0, 0, 320, 0, 4.0, 240, 0, 0, 1]      # a 178 deg fisheye's pinhole part still passes
+    assert camera_info_to_model(info).fx == 4.0
     imu = Imu()
     imu.angular_velocity.x = 0.5
     imu.linear_acceleration_covariance[0] = -1.0
@@ -115,6 +159,12 @@ def test_camera_info_and_imu_validation():
     imu.angular_velocity.y = float("nan")
     with pytest.raises(ConversionError, match="NaN"):
         imu_to_sample(imu)
+    for absurd in (1e308, -150.0):
+        imu.angular_velocity.y = absurd
+        with pytest.raises(ConversionError, match="no gyro measures"):
+            imu_to_sample(imu)
+    imu.angular_velocity.y = 60.0                    # fast, but within a +-4000 deg/s gyro's range
+    assert imu_to_sample(imu).angular_velocity[1] == 60.0
     imu.angular_velocity.y = 0.0
     imu.angular_velocity_covariance[0] = -1.0
     with pytest.raises(ConversionError, match="no angular velocity"):

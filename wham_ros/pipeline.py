@@ -100,6 +100,8 @@ class HumanPipeline:
         self.smooth_keypoints, self.min_confident_keypoints = smooth_keypoints, min_confident_keypoints
         self._contexts: dict[int, _TrackContext] = {}
         self.skipped_frames = 0
+        #: track id -> why its WHAM step was skipped in the last frame (bad inputs; the state did not advance)
+        self.last_skipped: dict[int, str] = {}
         self._frame = 0
 
     def reset(self) -> None:
@@ -163,6 +165,7 @@ class HumanPipeline:
                 self._start_track(track, keypoints, frames[track.id], *bodies.get(track.id, (None, None)))
         result = self.engine.step(frames)
         self.skipped_frames += len(result.skipped)
+        self.last_skipped = result.skipped
         people = []
         for track in tracks:
             ctx = self._contexts.get(track.id)

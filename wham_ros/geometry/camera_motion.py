@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -103,14 +104,20 @@ class GyroIntegrator:
     mid-interval rate (second-order accurate), composing the exponentials in time order by right-multiplication. Samples
     older than ``horizon`` seconds before the newest one are dropped. Thread-safe:
     one thread may add samples while another integrates.
+
+    A sample older than the newest is refused; but once ``recover_after`` samples in a row were
+    refused, the newest buffered samples are taken for outliers (one wrongly stamped sample must not
+    block the stream) and dropped, and the buffer continues from the sample that came in.
     """
 
-    def __init__(self, R_cam_imu: torch.Tensor | None = None, horizon: float = 5.0, max_gap: float = 0.1) -> None:
+    def __init__(self, R_cam_imu: torch.Tensor | None = None, horizon: float = 5.0, max_gap: float = 0.1,
+                 recover_after: int = 10) -> None:
         self.R_cam_imu = (torch.eye(3, dtype=torch.float64) if R_cam_imu is None
                           else torch.as_tensor(R_cam_imu, dtype=torch.float64))
-        self.horizon, self.max_gap = horizon, max_gap
+        self.horizon, self.max_gap, self.recover_after = horizon, max_gap, recover_after
         self._stamps: deque[float] = deque()
         self._rates: deque[torch.Tensor] = deque()
+        self._refused = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -133,11 +140,17 @@ class GyroIntegrator:
     def add(self, stamp: float, rate_imu) -> None:
         """Add one sample: rate in rad/s in the IMU frame. Raises ValueError for NaN/inf or out-of-order stamps."""
         rate = torch.as_tensor(rate_imu, dtype=torch.float64).reshape(3)
-        if not torch.isfinite(rate).all() or not (stamp == stamp):
+        if not torch.isfinite(rate).all() or not math.isfinite(stamp):
             raise ValueError("gyro sample contains NaN or inf")
         with self._lock:
             if self._stamps and stamp <= self._stamps[-1]:
-                raise ValueError(f"gyro stamp {stamp:.6f} is not after the previous one {self._stamps[-1]:.6f}")
+                self._refused += 1
+                if self._refused < self.recover_after:
+                    raise ValueError(f"gyro stamp {stamp:.6f} is not after the previous one {self._stamps[-1]:.6f}")
+                while self._stamps and self._stamps[-1] >= stamp:
+                    self._stamps.pop()
+                    self._rates.pop()
+            self._refused = 0
             self._stamps.append(float(stamp))
             self._rates.append(rate)
             while self._stamps and self._stamps[0] < stamp - self.horizon:

@@ -60,11 +60,30 @@ class _PickledArrayStub:
             self._state = state
 
 
+#: the only globals an SMPL pickle may name besides chumpy and scipy.sparse classes (which become inert
+#: stubs): numpy's array and dtype rebuilders and the builtins a Python 2 pickle uses for them
+_SAFE_GLOBALS = frozenset({
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"), ("builtins", "bytearray"),
+    ("_codecs", "encode"), ("__builtin__", "set"), ("builtins", "set"), ("__builtin__", "frozenset"),
+    ("builtins", "frozenset"), ("__builtin__", "object"), ("builtins", "object"),
+    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+})
+
+
 class _ChumpyFreeUnpickler(pickle.Unpickler):
+    """Reads SMPL pickles without chumpy or scipy, and refuses by name every global it does not know,
+    so a hostile file cannot run code (``__reduce__`` payloads name ``os.system``, ``eval``, ...)."""
+
     def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("chumpy") or module.startswith("scipy.sparse"):
+        if module.split(".")[0] == "chumpy" or module.startswith("scipy.sparse"):
             return type(name, (_PickledArrayStub,), {"_origin": f"{module}.{name}"})
-        return super().find_class(module, name)
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused global {module}.{name}: an SMPL file holds only numpy, chumpy and "
+                                     f"scipy.sparse objects")
 
 
 def _to_dense(value: Any, key: str) -> Any:

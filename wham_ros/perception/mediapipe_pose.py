@@ -92,6 +92,13 @@ class MediaPipePose:
                                         running_mode=RunningMode.VIDEO, **self.options)
         return PoseLandmarker.create_from_options(options)
 
+    def warm_up(self) -> None:
+        """Build the graphs and run them once on a blank frame: MediaPipe's set-up (1-3 s) then happens
+        here, not on the first camera image. A blank frame leaves nothing to track, so the graphs serve
+        the first real image whatever its size."""
+        self(np.zeros((480, 640, 3), np.uint8), 0.0)
+        self._windows = []
+
     def reset(self) -> None:
         """Start over (VIDEO mode needs increasing timestamps; after a time jump it needs a new graph)."""
         if self._finalizer is not None:
@@ -104,8 +111,9 @@ class MediaPipePose:
 
         h, w = rgb.shape[:2]
         windows = tile_windows(w, h, self.tiles)
-        if windows != self._windows:    # first image or a new image size: trackers of other windows are useless
-            self.reset()
+        if windows != self._windows:
+            if self._windows:           # a new image size: trackers of other windows are useless
+                self.reset()
             self._windows = windows
         if not self._graph:
             self._graph.extend(self._create() for _ in windows)

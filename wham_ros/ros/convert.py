@@ -29,6 +29,16 @@ _PLAIN = {
 _YUV422 = {"yuv422": "uyvy", "uyvy": "uyvy", "yuv422_yuy2": "yuyv", "yuyv": "yuyv"}
 _BAYER = {"bayer_rggb8": "RG", "bayer_bggr8": "BG", "bayer_gbrg8": "GB", "bayer_grbg8": "GR"}
 SUPPORTED_ENCODINGS = tuple(_PLAIN) + tuple(_YUV422) + tuple(_BAYER)
+#: default largest image (pixels) a message may declare: above any camera a robot carries, far below what a
+#: hostile header can ask a decoder to allocate (a 783 KB PNG may declare 16384 x 16384 = 768 MB of RGB)
+MAX_IMAGE_PIXELS = 4096 * 4096
+#: focal length bounds relative to the longer image side: a field of view of about 179 deg (the pinhole
+#: part of a fisheye) down to 0.6 deg
+FOCAL_RANGE = (0.005, 100.0)
+#: principal point bounds relative to the image size (a crop may move it off the image, not by whole images)
+PRINCIPAL_RANGE = (-0.5, 1.5)
+#: fastest credible body rotation (rad/s): MEMS gyros saturate at +-2000..4000 deg/s (35..70 rad/s)
+MAX_ANGULAR_VELOCITY = 100.0
 
 
 def stamp_to_sec(stamp) -> float:
@@ -50,15 +60,22 @@ def _cv2():
     return cv2
 
 
-def image_to_rgb(msg) -> np.ndarray:
+def _check_size(w: int, h: int, max_pixels: int, what: str) -> None:
+    if w <= 0 or h <= 0:
+        raise ConversionError(f"{what} has zero size ({w}x{h})")
+    if w * h > max_pixels:
+        raise ConversionError(f"{what} declares {w}x{h} = {w * h} pixels, above max_image_pixels = {max_pixels}")
+
+
+def image_to_rgb(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB (16-bit images are scaled to 8 bits).
 
     Honours ``step`` (row padding) and ``is_bigendian``; raises ConversionError for an
-    unknown encoding, zero size, a ``step`` that does not fit the width, or truncated data.
+    unknown encoding, zero size, more than ``max_pixels``, a ``step`` that does not fit the
+    width, or truncated data.
     """
     h, w, enc, step = int(msg.height), int(msg.width), str(msg.encoding), int(msg.step)
-    if h <= 0 or w <= 0:
-        raise ConversionError(f"image has zero size ({w}x{h})")
+    _check_size(w, h, max_pixels, "image")
     data = _bytes(msg.data)
     if enc in _PLAIN:
         dtype, channels, order = _PLAIN[enc]
@@ -93,12 +110,57 @@ def image_to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
-def compressed_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage (JPEG/PNG, as image_transport writes it) -> (H, W, 3) uint8 RGB."""
+def _jpeg_size(buf: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first start-of-frame marker of a JPEG, None if there is none."""
+    i = 2
+    while i + 9 <= len(buf):
+        if buf[i] != 0xFF:
+            return None
+        marker = buf[i + 1]
+        if marker == 0xFF:                       # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:   # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(buf[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(buf[i + 7:i + 9], "big"), int.from_bytes(buf[i + 5:i + 7], "big")
+        if length < 2:
+            return None
+        i += 2 + length
+    return None
+
+
+def compressed_size(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) that a JPEG or PNG declares in its header, read without decoding.
+
+    Raises ConversionError for any other format or a header without a size: the decoder is
+    only handed data whose size has been checked.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise ConversionError("PNG without an IHDR header")
+        return "png", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        size = _jpeg_size(data)
+        if size is None:
+            raise ConversionError("JPEG without a frame header (SOF): no image size")
+        return "jpeg", *size
+    raise ConversionError(f"compressed image is neither JPEG nor PNG (starts with {data[:8].hex()})")
+
+
+def compressed_to_rgb(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG/PNG, as image_transport writes it) -> (H, W, 3) uint8 RGB.
+
+    The size declared in the header is checked against ``max_pixels`` before anything is decoded.
+    """
     cv2 = _cv2()
     buf = _bytes(msg.data)
     if buf.size == 0:
         raise ConversionError("compressed image has no data")
+    kind, w, h = compressed_size(buf.tobytes())
+    _check_size(w, h, max_pixels, f"compressed image ({kind})")
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         raise ConversionError(f"cannot decode compressed image (format {msg.format!r}, {buf.size} bytes)")
@@ -132,18 +194,34 @@ class CameraModel:
         return 0.5 * (self.fx + self.fy)
 
 
-def camera_info_to_model(msg) -> CameraModel:
-    """sensor_msgs/CameraInfo -> CameraModel; rejects a zero or non-finite K and a zero image size."""
+def camera_info_to_model(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> CameraModel:
+    """sensor_msgs/CameraInfo -> CameraModel.
+
+    Rejects a non-finite K or D, a zero or oversized image, and intrinsics no lens gives: a focal
+    length outside ``FOCAL_RANGE`` x the longer image side, fx/fy further than 1:4 from square pixels,
+    a principal point outside ``PRINCIPAL_RANGE`` x the image size.
+    """
     k = [float(v) for v in msg.k]
     if len(k) != 9 or not all(math.isfinite(v) for v in k):
         raise ConversionError("CameraInfo K is not 9 finite numbers")
     fx, fy, cx, cy = k[0], k[4], k[2], k[5]
     if fx <= 0 or fy <= 0:
         raise ConversionError(f"CameraInfo K has no focal length (fx={fx}, fy={fy}): the camera is uncalibrated")
-    if int(msg.width) <= 0 or int(msg.height) <= 0:
-        raise ConversionError(f"CameraInfo has zero image size ({msg.width}x{msg.height})")
-    return CameraModel(int(msg.width), int(msg.height), fx, fy, cx, cy, str(msg.header.frame_id),
-                       str(msg.distortion_model), tuple(float(v) for v in msg.d))
+    w, h = int(msg.width), int(msg.height)
+    _check_size(w, h, max_pixels, "CameraInfo")
+    lo, hi = (r * max(w, h) for r in FOCAL_RANGE)
+    if not (lo <= fx <= hi and lo <= fy <= hi):
+        raise ConversionError(f"CameraInfo focal length fx={fx:g}, fy={fy:g} is outside [{lo:g}, {hi:g}] px for a "
+                              f"{w}x{h} image (field of view 0.6-179 deg)")
+    if not 0.25 <= fx / fy <= 4.0:
+        raise ConversionError(f"CameraInfo fx/fy = {fx / fy:g}: pixels this far from square are a wrong K")
+    p_lo, p_hi = PRINCIPAL_RANGE
+    if not (p_lo * w <= cx <= p_hi * w and p_lo * h <= cy <= p_hi * h):
+        raise ConversionError(f"CameraInfo principal point ({cx:g}, {cy:g}) is far outside the {w}x{h} image")
+    d = tuple(float(v) for v in msg.d)
+    if not all(math.isfinite(v) for v in d):
+        raise ConversionError("CameraInfo D contains NaN or inf")
+    return CameraModel(w, h, fx, fy, cx, cy, str(msg.header.frame_id), str(msg.distortion_model), d)
 
 
 @dataclass(frozen=True)
@@ -157,14 +235,18 @@ class ImuSample:
 def imu_to_sample(msg) -> ImuSample:
     """sensor_msgs/Imu -> ImuSample.
 
-    Rejects samples without angular velocity (covariance[0] == -1, REP-145) or with
-    NaN/inf rates. A missing or non-finite acceleration is dropped, not fatal.
+    Rejects samples without angular velocity (covariance[0] == -1, REP-145), with NaN/inf
+    rates or a rate above ``MAX_ANGULAR_VELOCITY`` on any axis. A missing or non-finite acceleration is
+    dropped, not fatal.
     """
     if float(msg.angular_velocity_covariance[0]) == -1.0:
         raise ConversionError("Imu has no angular velocity (angular_velocity_covariance[0] == -1)")
     w = np.array([msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z], dtype=np.float64)
     if not np.isfinite(w).all():
         raise ConversionError("Imu angular velocity is NaN or inf")
+    if float(np.abs(w).max()) > MAX_ANGULAR_VELOCITY:      # per axis, as gyros saturate
+        raise ConversionError(f"Imu angular velocity {float(np.abs(w).max()):.3g} rad/s on one axis is above the "
+                              f"{MAX_ANGULAR_VELOCITY:g} rad/s no gyro measures")
     acc = np.array([msg.linear_acceleration.x, msg.linear_acceleration.y, msg.linear_acceleration.z])
     if float(msg.linear_acceleration_covariance[0]) == -1.0 or not np.isfinite(acc).all():
         acc = None

@@ -7,6 +7,7 @@ waits in a one-slot mailbox for the worker, older ones are dropped and counted.
 from __future__ import annotations
 
 import collections
+import signal
 import sys
 import threading
 import time
@@ -17,7 +18,6 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -28,6 +28,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
@@ -87,22 +88,59 @@ def make_feature_extractor(param: Callable[[str], object]) -> HMR2Estimator | No
     return HMR2Estimator.from_checkpoint(path, param("device")) if path else None
 
 
-class Counters:
-    """Thread-safe event counters and rate/latency windows for diagnostics."""
+#: seconds of history behind input rates and the recent-event checks of the diagnostics
+WINDOW = 5.0
+#: an input stream silent this long (s) after it was seen has stopped
+STREAM_TIMEOUT = 2.0
 
-    def __init__(self) -> None:
+
+def stale_cause(age: float, max_age: float) -> str:
+    """Why images arrive older than ``max_image_age``, in words a user can act on."""
+    return (f"images {age:.1f} s older than max_image_age ({max_age:g} s): clock mismatch? A bag replayed without "
+            f"/clock needs use_sim_time; a camera stamping with another clock needs it synchronised")
+
+
+class Counters:
+    """Thread-safe event counters, with each event's time kept for ``window`` seconds, and a latency window.
+
+    ``counts`` are totals since start; :meth:`recent` and :meth:`rate` look at the last ``window``
+    seconds only, so a stream that stops decays to 0 Hz.
+    """
+
+    def __init__(self, window: float = WINDOW) -> None:
+        self.window = window
         self._lock = threading.Lock()
         self.counts: collections.Counter = collections.Counter()
         self._latency: collections.deque = collections.deque(maxlen=300)
-        self.arrivals = {k: collections.deque(maxlen=200) for k in ("image", "imu", "camera_info")}
+        self._events: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._first: dict[str, float] = {}
+        self._start = time.monotonic()
+
+    def _note(self, key: str, now: float) -> None:
+        events = self._events[key]
+        events.append(now)
+        self._first.setdefault(key, now)
+        while events[0] < now - self.window:
+            events.popleft()
 
     def inc(self, key: str, n: int = 1) -> None:
+        now = time.monotonic()
         with self._lock:
             self.counts[key] += n
+            for _ in range(n):
+                self._note(key, now)
 
     def arrived(self, key: str) -> None:
+        """An input message arrived (timed, not counted)."""
         with self._lock:
-            self.arrivals[key].append(time.monotonic())
+            self._note(f"arrival:{key}", time.monotonic())
+
+    def recent(self, key: str) -> int:
+        """Events of ``key`` in the last ``window`` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            events = self._events.get(key, ())
+            return sum(1 for t in events if t >= now - self.window)
 
     def record_latency(self, seconds: float) -> None:
         with self._lock:
@@ -114,14 +152,28 @@ class Counters:
             return sorted(self._latency)
 
     def seconds_since(self, key: str) -> float:
+        """Since the last arrival of input ``key`` (inf if none ever came)."""
         with self._lock:
-            a = self.arrivals[key]
+            a = self._events.get(f"arrival:{key}")
             return time.monotonic() - a[-1] if a else float("inf")
 
-    def rate(self, key: str) -> float:
+    def ever(self, key: str) -> bool:
+        """Whether input ``key`` ever arrived."""
         with self._lock:
-            a = list(self.arrivals[key])
-        return (len(a) - 1) / (a[-1] - a[0]) if len(a) > 1 and a[-1] > a[0] else 0.0
+            return f"arrival:{key}" in self._first
+
+    def rate(self, key: str, event: bool = False) -> float:
+        """Arrivals of input ``key`` (or events, with ``event``) per second over the last ``window`` seconds."""
+        name = key if event else f"arrival:{key}"
+        now = time.monotonic()
+        with self._lock:
+            first = self._first.get(name)
+        if first is None:
+            return 0.0
+        count, span = self.recent(name), now - first
+        if span >= self.window:
+            return count / self.window
+        return max(count - 1, 0) / span if span > 0 else 0.0    # a young stream: intervals since its first event
 
 
 class WhamNode(LifecycleNode):
@@ -154,6 +206,7 @@ class WhamNode(LifecycleNode):
         self._tf = TransformBuffer()
         self._last_stamp: float | None = None
         self._last_marker = 0.0
+        self._stale_age = 0.0
         self._status = {}
         self.pipeline: HumanPipeline | None = None
         self._subs, self._pubs = [], {}
@@ -190,6 +243,9 @@ class WhamNode(LifecycleNode):
             net = build_network(self.p("checkpoint"), self.p("body_model_dir"), device=self.p("device"),
                                 precision=self.p("precision"))
             estimator = make_estimator(self.p)
+            warm_up = getattr(estimator, "warm_up", None)
+            if callable(warm_up):      # set-up costs (MediaPipe: 1-3 s) belong here, not on the first image
+                warm_up()
             features = make_feature_extractor(self.p)
         except Exception as exc:  # rclpy would turn anything else into a silent ERROR transition
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
@@ -283,6 +339,15 @@ class WhamNode(LifecycleNode):
         self.pipeline = None
 
     # ------------------------------------------------------------------ callbacks (never block)
+    def _now(self) -> float | None:
+        """The node clock (s); None while a simulated clock has not started (no /clock message yet)."""
+        ns = self.get_clock().now().nanoseconds
+        return ns * 1e-9 if ns > 0 else None
+
+    def _from_future(self, stamp: float) -> bool:
+        now = self._now()
+        return now is not None and stamp - now > float(self.p("future_tolerance"))
+
     def _on_image(self, msg) -> None:
         self.stats.arrived("image")
         with self._mailbox_lock:
@@ -294,16 +359,21 @@ class WhamNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.stats.arrived("camera_info")
         try:
-            self._camera = camera_info_to_model(msg)
+            self._camera = camera_info_to_model(msg, int(self.p("max_image_pixels")))
             self._camera_error = ""
         except ConversionError as exc:
             self.stats.inc("bad_camera_info")
             self._camera, self._camera_error = None, str(exc)
+            self.get_logger().warning(f"CameraInfo rejected: {exc}", throttle_duration_sec=10.0)
 
     def _on_imu(self, msg: Imu) -> None:
         self.stats.arrived("imu")
         try:
             sample = imu_to_sample(msg)
+            if self._from_future(sample.stamp):
+                self.stats.inc("imu_future_stamp")
+                self._status["last_imu_error"] = f"stamp {sample.stamp - self._now():.3g} s ahead of the node clock"
+                return
             self._gyro.add(sample.stamp, sample.angular_velocity)
             self._imu_frame = sample.frame_id
         except (ConversionError, ValueError) as exc:
@@ -313,11 +383,18 @@ class WhamNode(LifecycleNode):
     def _on_tf(self, msg: TFMessage, static: bool) -> None:
         for tf in msg.transforms:
             t, r = tf.transform.translation, tf.transform.rotation
+            stamp = stamp_to_sec(tf.header.stamp)
+            if not static and self._from_future(stamp):   # static transforms hold at every time
+                self.stats.inc("tf_future_stamp")
+                self._status["last_tf_error"] = (f"{tf.header.frame_id} -> {tf.child_frame_id} stamped "
+                                                 f"{stamp - self._now():.3g} s ahead of the node clock")
+                continue
             try:
-                self._tf.set_transform(tf.header.frame_id, tf.child_frame_id, stamp_to_sec(tf.header.stamp),
-                                       (t.x, t.y, t.z), (r.x, r.y, r.z, r.w), static=static)
-            except ValueError:
+                self._tf.set_transform(tf.header.frame_id, tf.child_frame_id, stamp, (t.x, t.y, t.z),
+                                       (r.x, r.y, r.z, r.w), static=static)
+            except ValueError as exc:
                 self.stats.inc("bad_tf")
+                self._status["last_tf_error"] = str(exc)
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
@@ -421,15 +498,20 @@ class WhamNode(LifecycleNode):
 
     def _process(self, msg) -> None:
         stamp = stamp_to_sec(msg.header.stamp)
-        now = self.get_clock().now().nanoseconds * 1e-9
-        self._status["image age at processing (ms)"] = f"{1e3 * (now - stamp):.1f}"
-        max_age = float(self.p("max_image_age"))
-        if max_age > 0 and now - stamp > max_age:
-            self.stats.inc("dropped_stale")
-            return
-        if stamp - now > 1.0:
-            self.stats.inc("dropped_future_stamp")
-            return
+        now = self._now()
+        if now is not None:
+            age = now - stamp
+            self._status["image age at processing (ms)"] = f"{1e3 * age:.1f}"
+            max_age = float(self.p("max_image_age"))
+            if max_age > 0 and age > max_age:
+                self.stats.inc("dropped_stale")
+                self._stale_age = age
+                self.get_logger().warning(f"image dropped: {stale_cause(age, max_age)}", throttle_duration_sec=10.0)
+                return
+            if self._from_future(stamp):
+                self.stats.inc("dropped_future_stamp")
+                self._status["last_image_error"] = f"stamp {-age:.3g} s ahead of the node clock"
+                return
         last = self._last_stamp
         if last is not None and stamp < last - float(self.p("time_jump_threshold")):
             self.get_logger().warning(f"time jumped back {last - stamp:.2f} s: resetting all tracks")
@@ -444,7 +526,9 @@ class WhamNode(LifecycleNode):
             self.stats.inc("dropped_out_of_order")
             return
         try:
-            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+            max_pixels = int(self.p("max_image_pixels"))
+            rgb = compressed_to_rgb(msg, max_pixels) if isinstance(msg, CompressedImage) \
+                else image_to_rgb(msg, max_pixels)
         except ConversionError as exc:
             self.stats.inc("bad_images")
             self._status["last_image_error"] = str(exc)
@@ -453,7 +537,13 @@ class WhamNode(LifecycleNode):
         h, w = rgb.shape[:2]
         cam = self._camera if self._camera is not None and (self._camera.width, self._camera.height) == (w, h) \
             else None
-        self._status["camera_info"] = "ok" if cam else (self._camera_error or "missing or wrong size: official focal")
+        if cam is not None:
+            since = self.stats.seconds_since("camera_info")
+            self._status["camera_info"] = "ok" if since < STREAM_TIMEOUT else \
+                f"stale: none for {since:.1f} s, the last one's intrinsics are used"
+        else:
+            self._status["camera_info"] = (f"rejected ({self._camera_error}): official focal" if self._camera_error
+                                           else "missing or wrong size: official focal")
         world_from_camera = None
         try:
             world_from_camera = self._tf.lookup(self.p("world_frame"), camera_frame, stamp)
@@ -464,6 +554,10 @@ class WhamNode(LifecycleNode):
         people = self.pipeline.process(rgb, stamp, cam_angvel, focal=cam.focal if cam else None,
                                        principal=(cam.cx, cam.cy) if cam else None,
                                        world_from_camera=world_from_camera)
+        for track_id, why in self.pipeline.last_skipped.items():
+            self.stats.inc("wham_steps_skipped")
+            self._status["last_wham_skip"] = f"track {track_id}: {why}"
+            self.get_logger().warning(f"WHAM step skipped for track {track_id}: {why}", throttle_duration_sec=5.0)
         self._last_stamp = stamp
         self._last_boxes = np.array([p.detection.bbox for p in people if p.time_since_seen == 0]).reshape(-1, 4)
         self._publish(people, msg.header.stamp, camera_frame, world_from_camera is not None)
@@ -500,6 +594,45 @@ class WhamNode(LifecycleNode):
             self._last_marker = time.monotonic()
             self._pubs["markers"].publish(M.marker_array(markers))
 
+    def _problems(self) -> list[tuple[int, str]]:
+        """(level, cause) of everything wrong now: input streams over the last ``WINDOW`` s and the worker's state."""
+        s, status, problems = self.stats, self._status, []
+        for key in ("camera_info", "world", "camera_rotation"):
+            value = str(status.get(key, "ok"))
+            if not value.startswith(("ok", "TF", "gyro", "visual", "first", "static (requested)")):
+                problems.append((M.LEVEL_WARN, f"{key}: {value}"))
+        if s.counts.get("frame_errors", 0) and not s.counts.get("frames"):
+            problems.append((M.LEVEL_ERROR, f"every frame failed: {status.get('last_frame_error', '')}"))
+        images, frames = s.recent("arrival:image"), s.recent("frames")
+        stale = s.recent("dropped_stale")
+        if stale:
+            level = M.LEVEL_ERROR if not frames else M.LEVEL_WARN
+            problems.append((level, f"{stale} of {images} images dropped as stale in {WINDOW:g} s: "
+                                    + stale_cause(self._stale_age, float(self.p("max_image_age")))))
+        busy = s.recent("dropped_busy")
+        if images >= 5 and busy > 0.5 * images:
+            problems.append((M.LEVEL_WARN, f"{100 * busy / images:.0f} % of images dropped busy: the node processes "
+                                           f"{s.rate('frames', event=True):.1f} of {s.rate('image'):.1f} images/s"))
+        for event, what in (("dropped_future_stamp", "images"), ("imu_future_stamp", "IMU samples"),
+                            ("tf_future_stamp", "TF transforms")):
+            if s.recent(event):
+                problems.append((M.LEVEL_WARN, f"{s.recent(event)} {what} stamped more than future_tolerance "
+                                               f"({self.p('future_tolerance'):g} s) ahead of the node clock"))
+        for event, what, why in (("bad_images", "images", "last_image_error"), ("bad_imu", "IMU samples",
+                                 "last_imu_error"), ("bad_camera_info", "CameraInfo", "camera_info_error"),
+                                 ("bad_tf", "TF transforms", "last_tf_error")):
+            if s.recent(event):
+                detail = self._camera_error if event == "bad_camera_info" else status.get(why, "")
+                problems.append((M.LEVEL_WARN, f"{s.recent(event)} {what} rejected ({detail})"))
+        if s.recent("wham_steps_skipped"):
+            problems.append((M.LEVEL_WARN, f"{s.recent('wham_steps_skipped')} WHAM steps skipped "
+                                           f"({status.get('last_wham_skip', '')})"))
+        for stream in ("imu", "camera_info"):
+            since = s.seconds_since(stream)
+            if s.ever(stream) and since > STREAM_TIMEOUT and s.recent("arrival:image"):
+                problems.append((M.LEVEL_WARN, f"{stream}: none for {since:.1f} s"))
+        return problems
+
     def _publish_diagnostics(self) -> None:
         s = self.stats
         lat = s.latencies()
@@ -507,16 +640,15 @@ class WhamNode(LifecycleNode):
         values = {
             "image rate (Hz)": f"{s.rate('image'):.1f}", "imu rate (Hz)": f"{s.rate('imu'):.1f}",
             "camera_info rate (Hz)": f"{s.rate('camera_info'):.1f}",
+            "processed rate (Hz)": f"{s.rate('frames', event=True):.1f}",
             "latency p50 (ms)": pct(0.5), "latency p95 (ms)": pct(0.95),
             "tracks": self.pipeline.active_tracks if self.pipeline else 0,
             "model device": f"{self.p('device')} ({self.p('precision')})",
             **{k: v for k, v in sorted(s.counts.items())}, **self._status,
         }
-        warn = [k for k in ("camera_info", "world", "camera_rotation") if k in self._status and
-                not str(self._status[k]).startswith(("ok", "TF", "gyro", "visual", "first", "static (requested)"))]
-        errors = s.counts.get("frame_errors", 0)
-        level = M.LEVEL_ERROR if errors and not s.counts.get("frames") else M.LEVEL_WARN if warn else M.LEVEL_OK
-        message = "; ".join(f"{k}: {self._status[k]}" for k in warn) or "ok"
+        problems = self._problems()
+        level = max((lvl for lvl, _ in problems), default=M.LEVEL_OK)
+        message = "; ".join(cause for lvl, cause in sorted(problems, key=lambda p: -p[0])) or "ok"
         if "diagnostics" in self._pubs:
             name = f"wham_ros: {self.get_fully_qualified_name()}"
             header = Header(stamp=self.get_clock().now().to_msg())
@@ -524,7 +656,12 @@ class WhamNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
+    # rclpy's own SIGINT handler invalidates the context at once, under a frame the worker is still
+    # publishing; the node's handlers only ask the spin loop to stop, and the worker is stopped first
+    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
     node = WhamNode()
     # callbacks only copy messages into buffers; one thread runs them about 3x faster than rclpy's
     # multi-threaded executor (the work happens in the node's own worker thread)
@@ -534,12 +671,10 @@ def main(args: list[str] | None = None) -> int:
         if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             node.trigger_activate()
     try:
-        executor.spin()
+        while rclpy.ok() and not stopping.is_set():
+            executor.spin_once(timeout_sec=0.1)     # returns to Python often enough to see a signal
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RCLError:
-        if rclpy.ok():              # a shutdown by signal invalidates the context mid-spin; anything else is real
-            raise
     finally:
         node._stop_worker()
         executor.shutdown()

@@ -46,6 +46,10 @@ PARAMS: tuple[Param, ...] = (
     Param("use_compressed", False, "subscribe to sensor_msgs/CompressedImage on image/compressed instead of image"),
     Param("max_image_age", 0.5, "drop images older than this (s, against the node clock); 0 disables", 0.0, 3600.0),
     Param("time_jump_threshold", 0.5, "a stamp this far (s) behind the last one resets all tracks", 0.0, 3600.0),
+    Param("future_tolerance", 1.0, "images, IMU samples and TF stamped further (s) ahead of the node clock are "
+          "rejected (raise it for a camera whose clock runs ahead)", 0.0, 3600.0),
+    Param("max_image_pixels", 4096 * 4096, "largest image (width x height) accepted; a larger one, raw or "
+          "compressed (read from its header before decoding), is rejected as a bad image", 1, 1 << 28),
     Param("image_qos_reliability", "best_effort", "QoS reliability of the image subscription",
           choices=("best_effort", "reliable")),
     Param("image_qos_depth", 2, "QoS depth of the image subscription", 1, 100),
