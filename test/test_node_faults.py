@@ -201,6 +201,22 @@ def test_input_rates_decay_when_streams_stop(node):
     assert values["camera_info"].startswith("stale"), values["camera_info"]
 
 
+def test_images_lost_in_transport_are_reported(node):
+    """CameraInfo at 10 Hz, only every third image arrives (what fragmented UDP does to raw images)."""
+    video = frames(3)
+    for k in range(60):
+        stamp_msg, _ = node.stamp()
+        info = CameraInfo(width=video[0].shape[1], height=video[0].shape[0])
+        info.k = [FOCAL, 0.0, video[0].shape[1] / 2, 0.0, FOCAL, video[0].shape[0] / 2, 0.0, 0.0, 1.0]
+        info.header.stamp, info.header.frame_id = stamp_msg, CAMERA
+        node.info.publish(info)
+        if k % 3 == 0:
+            node.send_jpeg(video[k % 3], stamp_msg, None)
+        node.spin(0.1)
+    status = node.status()
+    assert level(status) >= WARN and "images are lost in transport" in status.message, status.message
+
+
 def test_most_frames_dropped_busy_is_a_warning(node):
     video = frames(3)
     node.stream(video * 50, fps=100.0, imu=False, settle=0.0)

@@ -613,6 +613,12 @@ class WhamNode(LifecycleNode):
         if images >= 5 and busy > 0.5 * images:
             problems.append((M.LEVEL_WARN, f"{100 * busy / images:.0f} % of images dropped busy: the node processes "
                                            f"{s.rate('frames', event=True):.1f} of {s.rate('image'):.1f} images/s"))
+        image_rate, info_rate = s.rate("image"), s.rate("camera_info")
+        if info_rate >= 5.0 and image_rate < 0.7 * info_rate:
+            problems.append((M.LEVEL_WARN, f"images arrive at {image_rate:.1f} Hz, CameraInfo at {info_rate:.1f} Hz: "
+                                           f"images are lost in transport (large images over UDP: on one host set "
+                                           f"FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA for the camera and this node, or "
+                                           f"use_compressed)"))
         for event, what in (("dropped_future_stamp", "images"), ("imu_future_stamp", "IMU samples"),
                             ("tf_future_stamp", "TF transforms")):
             if s.recent(event):
