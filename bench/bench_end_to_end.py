@@ -147,7 +147,7 @@ def main() -> None:
         deadline = time.time() + 180
         while time.time() < deadline and not (node.count_publishers("humans") and node.count_subscribers("image")):
             rclpy.spin_once(node, timeout_sec=0.1)
-        now_msg = lambda: rclpy.time.Time(nanoseconds=time.time_ns()).to_msg()  # noqa: E731
+        now_msg = lambda: rclpy.time.Time(nanoseconds=time.time_ns()).to_msg()
         tf_static.publish(TFMessage(transforms=[transform(CAMERA, "imu", now_msg(), (0.0, 0.0, 0.0),
                                                           (0.0, 0.0, 0.0, 1.0))]))
         sent: list[float] = []

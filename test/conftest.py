@@ -1,9 +1,13 @@
-"""Shared fixtures: synthetic body model and weights, and the shared parity fixtures when present."""
+"""Shared fixtures: synthetic body model and weights, the shared parity fixtures, and the rule for what a
+test needs but cannot find (:func:`require_file`, :func:`require_module`)."""
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import sys
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 import torch
@@ -21,6 +25,36 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.path.join(HERE, "fastd
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 200)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
+#: CI (``CI=true``) runs on a fresh ./install.sh with ../shared beside the clone: nothing may be missing there
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A test cannot run because something it needs is missing: skip it, but fail it in CI.
+
+    A user without the shared data or without ROS gets a skip naming what to provide; in CI the same
+    absence means a broken install or a lost fixture, and a green run would hide the strongest tests.
+    """
+    if IN_CI:
+        pytest.fail(f"missing in CI (CI={os.environ['CI']}): {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_file(path: str, what: str, fix: str = "set WHAM_ROS_SHARED to the shared/ folder") -> str:
+    """``path`` if it exists (file or folder), else :func:`unavailable` naming ``what``, where it was looked for
+    and ``fix``, what provides it."""
+    if not os.path.exists(path):
+        unavailable(f"{what} not found at {path} ({fix})")
+    return path
+
+
+def require_module(name: str, what: str) -> ModuleType:
+    """The imported module ``name``, else :func:`unavailable` (install.sh installs every one of them)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        unavailable(f"{what} cannot be imported ({exc}): run ./install.sh")
+
 
 def parity_cases() -> list[str]:
     """Folders holding inputs.pt / outputs.pt: the public case and any hidden ones beside it."""
@@ -34,8 +68,7 @@ def parity_cases() -> list[str]:
 
 @pytest.fixture(scope="session")
 def parity_dir() -> str:
-    if not os.path.isfile(os.path.join(PARITY, "inputs.pt")):
-        pytest.skip(f"WHAM parity fixtures not found at {PARITY} (set WHAM_ROS_SHARED to the shared/ folder)")
+    require_file(os.path.join(PARITY, "inputs.pt"), "WHAM parity fixtures")
     return PARITY
 
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED
+from conftest import SHARED, require_file
 
 from wham_ros.geometry.camera_motion import GyroIntegrator, angvel_from_delta, angvel_from_orientations
 from wham_ros.geometry.gravity import gravity_from_accel, init_root, world_from_camera
@@ -100,10 +100,8 @@ def test_gyro_buffer_rejects_bad_samples_and_reports_gaps():
 
 
 def _gopro():
-    if not os.path.isfile(GOPRO + "gyro.csv"):
-        pytest.skip(f"GoPro recording not found at {GOPRO}*.csv")
-    gyro = np.loadtxt(GOPRO + "gyro.csv", delimiter=",", skiprows=2)
-    cori = np.loadtxt(GOPRO + "cori.csv", delimiter=",", skiprows=2)
+    gyro = np.loadtxt(require_file(GOPRO + "gyro.csv", "the GoPro recording"), delimiter=",", skiprows=2)
+    cori = np.loadtxt(require_file(GOPRO + "cori.csv", "the GoPro recording"), delimiter=",", skiprows=2)
     return gyro, cori
 
 

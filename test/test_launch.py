@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 
-import pytest
-from conftest import ROOT
+from conftest import ROOT, require_file, require_module
 
 from wham_ros.ros.params import PARAMS
 
-yaml = pytest.importorskip("yaml")
+yaml = require_module("yaml", "PyYAML")
 
 LAUNCH = os.path.join(ROOT, "launch", "wham.launch.py")
 
@@ -66,8 +65,7 @@ def test_rviz_config_shows_image_tf_and_people():
 def test_the_cmake_install_has_the_launcher_launch_and_config():
     prefix = sys.prefix
     launcher = os.path.join(prefix, "lib", "wham_ros", "wham_node")
-    if not os.path.isfile(launcher):
-        pytest.skip(f"package not built into {prefix} (run ./install.sh)")
+    require_file(launcher, "the CMake-built package", "run ./install.sh")
     assert os.access(launcher, os.X_OK)
     with open(launcher) as fh:
         assert fh.readline().startswith("#!") and "wham_ros.ros.node" in fh.read()

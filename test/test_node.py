@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, SHARED
+from conftest import ROOT, SHARED, require_file, require_module
 
-rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: run ./install.sh")
-cv2 = pytest.importorskip("cv2")
-pytest.importorskip("mediapipe", reason="the embedded front end (mediapipe) is not installed: run ./install.sh")
+rclpy = require_module("rclpy", "ROS 2 (rclpy)")
+cv2 = require_module("cv2", "OpenCV")
+require_module("mediapipe", "the embedded front end (mediapipe)")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import TransformStamped  # noqa: E402
@@ -39,9 +39,7 @@ GYRO = (0.0, 0.25, 0.0)
 
 
 def frames(count: int) -> list[np.ndarray]:
-    if not os.path.isfile(VIDEO):
-        pytest.skip(f"video not found: {VIDEO}")
-    cap = cv2.VideoCapture(VIDEO)
+    cap = cv2.VideoCapture(require_file(VIDEO, "the sports2d video"))
     out = []
     for _ in range(count):
         ok, bgr = cap.read()

@@ -16,15 +16,16 @@ import zlib
 
 import numpy as np
 import pytest
-import rclpy
 import torch
-from test_node import CAMERA, CAMERA_IN_ODOM, FOCAL, Client, frames, start_node, stop
+from conftest import require_module
 
-cv2 = pytest.importorskip("cv2")
+rclpy = require_module("rclpy", "ROS 2 (rclpy)")
+cv2 = require_module("cv2", "OpenCV")
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import TransformStamped  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Imu  # noqa: E402
+from test_node import CAMERA, CAMERA_IN_ODOM, FOCAL, Client, frames, start_node, stop  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 from wham_ros.msg import Human, HumanArray  # noqa: E402
 
@@ -408,5 +409,30 @@ def test_signal_during_frames_stops_cleanly(ros_context, models, sig):
         assert proc.wait(timeout=30) == 0
         log = node_log(params)
         assert "RCLError" not in log and "frame failed" not in log and "context is invalid" not in log, log
+    finally:
+        stop(client, proc)
+
+
+def test_empty_body_model_dir_uses_the_free_body(ros_context, models):
+    """No SMPL given: the node runs on the free body model install.sh builds (its own vertex count)."""
+    from rclpy.qos import DurabilityPolicy
+    from wham_ros.msg import MeshTopology
+
+    from wham_ros.model.body_model import load_body_model
+
+    free = load_body_model("")
+    params = write_params(models, "free_body", use_compressed="true", body_model_dir='""')
+    proc = start_node(params, "-r", "__ns:=/free")
+    client = FaultClient("wham_free_client", "/free")
+    topology = []
+    client.node.create_subscription(MeshTopology, "/free/humans/mesh_faces", topology.append, QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    try:
+        client.wait_for_node()
+        got = client.stream(frames(8), fps=8.0)
+        assert client.spin(5.0, lambda: bool(topology)), node_log(params)
+        assert topology[0].num_vertices == free.num_vertices != 6890
+        assert len(topology[0].faces) == 3 * int(free.faces_tensor.shape[0])
+        assert any(h.state == Human.STATE_TRACKED and any(h.betas) for a in got for h in a.humans)
     finally:
         stop(client, proc)

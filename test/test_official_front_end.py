@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED
+from conftest import SHARED, require_file, require_module
 
 from wham_ros.errors import CheckpointError, WhamError
 from wham_ros.perception.hmr2 import HMR2, HMR2Estimator
@@ -20,7 +20,7 @@ from wham_ros.perception.vitpose import ViTPose, ViTPoseEstimator
 from wham_ros.perception.yolo import PersonDetector, YoloV8
 from wham_ros.pipeline import HumanPipeline
 
-cv2 = pytest.importorskip("cv2")
+cv2 = require_module("cv2", "OpenCV")
 SMALL_VIT = ViTConfig(embed_dim=64, depth=2, num_heads=4)
 #: WHAM reads 1024-d features: keep the decoder's width, shrink the rest
 FEATURE_DEC = DecoderConfig(dim=1024, depth=1, heads=2, dim_head=16, mlp_dim=64, context_dim=64)
@@ -28,9 +28,7 @@ VIDEO = os.path.join(SHARED, "data", "videos_people", "sports2d_demo.mp4")
 
 
 def real_frame() -> np.ndarray:
-    if not os.path.isfile(VIDEO):
-        pytest.skip(f"video not found: {VIDEO}")
-    cap = cv2.VideoCapture(VIDEO)
+    cap = cv2.VideoCapture(require_file(VIDEO, "the sports2d video"))
     for _ in range(100):
         ok, bgr = cap.read()
         assert ok
@@ -153,7 +151,7 @@ def test_people_too_small_to_crop_get_no_feature(synthetic_net):
 
 
 def test_the_node_front_end_choice_fails_clearly_without_usable_weights(tmp_path):
-    pytest.importorskip("rclpy")
+    require_module("rclpy", "ROS 2 (rclpy)")
     from wham_ros.ros.node import make_estimator, make_feature_extractor
     from wham_ros.ros.params import BY_NAME
 

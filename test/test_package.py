@@ -6,12 +6,11 @@ import subprocess
 import sys
 import zipfile
 
-import pytest
-from conftest import ROOT
+from conftest import ROOT, require_module
 
 
 def test_package_xml_is_format_3_ament_cmake_interface_package():
-    catkin_pkg = pytest.importorskip("catkin_pkg.package")
+    catkin_pkg = require_module("catkin_pkg.package", "catkin_pkg")
     pkg = catkin_pkg.parse_package(os.path.join(ROOT, "package.xml"))
     pkg.validate()
     assert pkg.name == "wham_ros" and pkg.package_format == 3

@@ -7,10 +7,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import SHARED
+from conftest import SHARED, require_file, require_module
 
-pytest.importorskip("sensor_msgs.msg", reason="ROS 2 message packages are not installed: run ./install.sh")
-cv2 = pytest.importorskip("cv2")
+require_module("sensor_msgs.msg", "the ROS 2 message packages")
+cv2 = require_module("cv2", "OpenCV")
 
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu  # noqa: E402
 
@@ -178,10 +178,8 @@ def test_camera_info_and_imu_validation():
     ("ubiquity_aruco_images_ros2_sqlite3", {"CompressedImage (960, 1280, 3)": 1, "CameraInfo 1014.3": 15}),
 ])
 def test_real_ros1_and_ros2_bags_convert(bag, expected):
-    path = os.path.join(BAGS, bag)
-    if not os.path.exists(path):
-        pytest.skip(f"recording not found: {path}")
-    pytest.importorskip("rosbags")
+    path = require_file(os.path.join(BAGS, bag), "the recording")
+    require_module("rosbags", "rosbags")
     seen = Counter()
     for _, _, msg in read_bag(path, TYPES):
         if isinstance(msg, Image):

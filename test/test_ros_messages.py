@@ -8,9 +8,9 @@ import sys
 import time
 
 import numpy as np
-import pytest
+from conftest import require_module
 
-rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: run ./install.sh")
+rclpy = require_module("rclpy", "ROS 2 (rclpy)")
 
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from wham_ros.msg import Human, HumanArray, MeshTopology  # noqa: E402

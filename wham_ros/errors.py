@@ -15,3 +15,7 @@ class BodyModelError(WhamError):
 
 class InputError(WhamError, ValueError):
     """Network or engine inputs have the wrong shape, dtype or non-finite values."""
+
+
+class MocapError(WhamError, ValueError):
+    """A motion capture file (BVH, ASF, AMC) or a corpus is truncated, corrupt or of an unknown skeleton."""

@@ -1,7 +1,8 @@
 """SMPL neutral body model with WHAM's extra regressors (through smplx).
 
 Files are read from a user-given folder laid out like the official
-``dataset/body_models/``::
+``dataset/body_models/`` (without one, from the free body folder built at install
+time, :mod:`wham_ros.model.free_body`)::
 
     <dir>/smpl/SMPL_NEUTRAL.pkl   (or a direct path to the .pkl)
     <dir>/J_regressor_wham.npy    (31, V)  COCO-17 + 14 common joints
@@ -31,6 +32,7 @@ from smplx.lbs import batch_rigid_transform, blend_shapes, lbs
 from smplx.utils import Struct
 
 from wham_ros.errors import BodyModelError
+from wham_ros.model.free_body.folder import ENV_VAR, default_dir
 
 log = logging.getLogger(__name__)
 
@@ -276,13 +278,26 @@ def _load_regressor(path: str, rows: int, num_vertices: int) -> np.ndarray:
     return _expect(os.path.basename(path), arr, (rows, num_vertices), path).astype(np.float32)
 
 
+def resolve_body_model_dir(path: str) -> str:
+    """``path`` when given (the user's SMPL files take precedence); else the free body folder."""
+    if path:
+        return path
+    folder = default_dir()
+    if not os.path.isfile(os.path.join(folder, "smpl", "SMPL_NEUTRAL.pkl")):
+        raise BodyModelError(f"no body model folder given and the free body model is not built at {folder}: "
+                             f"run ./install.sh or tools/build_body_model.py {folder}, or set {ENV_VAR}")
+    return folder
+
+
 def load_body_model(path: str) -> BodyModel:
     """Load SMPL neutral and the WHAM regressors from a ``body_models`` folder.
 
-    ``path`` is the folder holding ``smpl/`` and the ``.npy`` regressors. Raises
+    ``path`` is the folder holding ``smpl/`` and the ``.npy`` regressors; empty
+    means the free body model (:func:`resolve_body_model_dir`). Raises
     :class:`BodyModelError` naming the file and array for anything missing,
     corrupt or of the wrong shape.
     """
+    path = resolve_body_model_dir(path)
     if not os.path.isdir(path):
         raise BodyModelError(f"body model folder {path!r} does not exist")
     pkl = os.path.join(path, "smpl", "SMPL_NEUTRAL.pkl")

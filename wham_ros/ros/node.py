@@ -237,8 +237,8 @@ class WhamNode(LifecycleNode):
             checked = self._check_choices([self.get_parameter(p.name) for p in PARAMS])
             if not checked.successful:
                 raise WhamError(f"parameter {checked.reason}")
-            if not self.p("checkpoint") or not self.p("body_model_dir"):
-                raise WhamError("parameters 'checkpoint' and 'body_model_dir' are required")
+            if not self.p("checkpoint"):
+                raise WhamError("parameter 'checkpoint' is required")
             torch.set_num_threads(int(self.p("torch_threads")))
             net = build_network(self.p("checkpoint"), self.p("body_model_dir"), device=self.p("device"),
                                 precision=self.p("precision"))

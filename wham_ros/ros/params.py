@@ -17,7 +17,8 @@ class Param:
 PARAMS: tuple[Param, ...] = (
     # model
     Param("checkpoint", "", "path of the WHAM checkpoint (.pth.tar); required"),
-    Param("body_model_dir", "", "folder with smpl/SMPL_NEUTRAL.pkl and the J_regressor_*.npy files; required"),
+    Param("body_model_dir", "", "folder with smpl/SMPL_NEUTRAL.pkl and the J_regressor_*.npy files (e.g. the "
+          "official SMPL ones); empty: the free body model install.sh builds ($WHAM_ROS_BODY_MODEL overrides where)"),
     Param("device", "cpu", "torch device for the network", choices=("cpu", "cuda")),
     Param("precision", "fp32", "recurrent step weights: fp32 (exact) or fp16", choices=("fp32", "fp16")),
     Param("torch_threads", 1, "torch intra-op threads (1 is fastest for one or two people on small CPUs)", 1, 64),
@@ -68,10 +69,12 @@ PARAMS: tuple[Param, ...] = (
     Param("world_frame", "odom", "frame every person is published in when TF world->camera exists (REP-105)"),
     Param("tf_tolerance", 0.1, "how far (s) TF may be extrapolated to the image stamp", 0.0, 5.0),
     Param("publish_tf", True, "broadcast body_<id> frames on /tf (REP-155)"),
-    Param("publish_mesh", False, "fill Human.vertices_world (6890 x 3 floats per person)"),
+    Param("publish_mesh", False, "fill Human.vertices_world (V x 3 floats per person: 6000 vertices for the free "
+          "body, 6890 for SMPL)"),
     Param("marker_rate", 10.0, "Hz of humans/markers (mesh + skeleton); 0 disables; only sent with subscribers",
           0.0, 100.0),
-    Param("marker_faces", 1000, "triangles per mesh marker (a fixed subset of the 13776)", 100, 13776),
+    Param("marker_faces", 1000, "triangles per mesh marker (a fixed subset of the body model's faces, all of "
+          "them if it has fewer)", 100, 100000),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
 )
 

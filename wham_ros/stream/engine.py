@@ -66,7 +66,7 @@ class StreamEngine:
     net: a loaded :class:`WhamNetwork` (its device is used). flip_eval: also run the
     mirrored pass and average (the demo default; doubles the network cost).
     return_y_up: rotate world outputs to y-up like the demo. with_vertices: return
-    the mesh vertices of every track (6890 x 3 floats each).
+    the mesh vertices of every track (V x 3 floats each, V the body model's vertex count).
     """
 
     def __init__(self, net: WhamNetwork, *, flip_eval: bool = False, return_y_up: bool = False,
