@@ -5,7 +5,7 @@ import numpy as np
 
 from wham_ros.geometry.frames import Transform
 from wham_ros.perception.base import Detection
-from wham_ros.perception.tracker import Tracker, TrackState
+from wham_ros.perception.tracker import UNCONFIRMED, Tracker, TrackState
 from wham_ros.pipeline import HumanPipeline
 
 # a standing person (COCO-17), pixels around (0, 0), 300 px tall
@@ -45,9 +45,11 @@ def test_people_get_stable_ids_and_world_outputs(synthetic_net):
     for t in range(12):
         for p in pipe.process(image, t / 30, np.zeros(6)):
             seen.setdefault(p.track_id, []).append((t, p.state, p.output is not None))
-    assert sorted(seen) == [1, 2]
+    # tentative tracks carry no id yet (both people's first two frames); ids come with confirmation
+    assert sorted(seen) == [UNCONFIRMED, 1, 2]
+    assert [(t, s) for t, s, _ in seen[UNCONFIRMED]] == [(t, TrackState.TENTATIVE) for t in (0, 0, 1, 1)]
     first = seen[1]
-    assert [s for _, s, _ in first[:3]] == [TrackState.TENTATIVE, TrackState.TENTATIVE, TrackState.TRACKED]
+    assert first[0][:2] == (2, TrackState.TRACKED)
     assert all(has for _, s, has in first if s == TrackState.TRACKED)
     lost = [t for t, s, _ in seen[2] if s == TrackState.LOST]
     assert lost == [6, 7]
@@ -93,3 +95,38 @@ def test_flip_evaluation_runs_with_a_mirrored_first_body(synthetic_net):
     # the left shoulder's rotation becomes the right one's, mirrored (SMPL joints 16/17 = body_pose 15/16)
     M = np.diag([-1.0, 1.0, 1.0])
     np.testing.assert_allclose(once.body_pose[16], M @ body.body_pose[15] @ M, atol=1e-12)
+
+
+class PartlySeen:
+    """The same two still people every frame, each with only some keypoints confident."""
+
+    name = "partly seen"
+
+    def __init__(self, people: list[tuple[float, np.ndarray]]) -> None:
+        self.people = people
+
+    def __call__(self, rgb, stamp):
+        dets = []
+        for x, conf in self.people:
+            kp = np.concatenate((SKELETON + (x, 240), conf[:, None]), 1)
+            dets.append(Detection(kp, np.array([x - 60, 80, x + 60, 400])))
+        return dets
+
+    def reset(self):
+        pass
+
+
+def test_a_detection_needs_six_confident_keypoints(synthetic_net):
+    """The official rule: a detection with fewer than 6 keypoints above the threshold (strictly) is no person."""
+    from wham_ros.stream.inputs import KEYPOINT_THRESHOLD
+
+    six = np.full(17, KEYPOINT_THRESHOLD)          # at the threshold is not above it
+    six[[5, 6, 11, 12, 13, 14]] = 0.9
+    five = np.full(17, KEYPOINT_THRESHOLD)
+    five[[5, 6, 11, 12, 13]] = 0.9
+    pipe = HumanPipeline(synthetic_net, PartlySeen([(150.0, six), (450.0, five)]), Tracker(birth_frames=1))
+    image = np.zeros((480, 640, 3), np.uint8)
+    for t in range(4):
+        people = pipe.process(image, t / 30, np.zeros(6))
+        assert [p.detection.bbox[0] for p in people] == [90.0], "only the person with six confident keypoints"
+    assert [t.detection.bbox[0] for t in pipe.tracker.tracks] == [90.0]

@@ -31,6 +31,7 @@ from wham_ros.geometry.rotations import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
     matrix_to_rot6d,
+    rot6d_to_matrix,
 )
 
 TRAIN_FPS = 30.0
@@ -48,6 +49,16 @@ def angvel_from_delta(delta_R: torch.Tensor, dt: torch.Tensor | float | None = N
         delta_R = axis_angle_to_matrix(matrix_to_axis_angle(delta_R) * scale[..., None])
     eye6 = torch.tensor(IDENTITY_6D, dtype=delta_R.dtype, device=delta_R.device)
     return (matrix_to_rot6d(delta_R) - eye6) * fps
+
+
+def rate_from_angvel(cam_angvel: torch.Tensor, fps: float = TRAIN_FPS) -> torch.Tensor:
+    """The camera body rate (..., 3), rad/s in the optical frame, that ``cam_angvel`` (..., 6) stands for.
+
+    Inverts :func:`angvel_from_delta`: Delta R over 1/``fps`` s from its 6D rows, then its axis-angle times ``fps``.
+    """
+    cam_angvel = torch.as_tensor(cam_angvel, dtype=torch.float64)
+    eye6 = torch.tensor(IDENTITY_6D, dtype=cam_angvel.dtype)
+    return matrix_to_axis_angle(rot6d_to_matrix(cam_angvel / fps + eye6)) * fps
 
 
 def angvel_from_orientations(R_wc: torch.Tensor, stamps: torch.Tensor | None = None, *,

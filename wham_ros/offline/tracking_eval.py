@@ -4,6 +4,8 @@ A tracker keeps a person's id when every frame in which the person is published 
 the same track id. :func:`score_ids` counts, per annotated person, the frames the person is
 visible (annotation), the frames the front end published the person as a confirmed track,
 and the frames that carry the person's main (most frequent) id; it also counts id changes.
+:func:`score_long_run` scores a clip played in a loop: which ids each person got, whether they
+changed inside a pass or only across the loop point, and whether an id ever showed two people.
 
 The clip annotation (``SPORTS2D``) was made by looking at the frames of
 ``sports2d_demo.mp4`` (1768x994, 230 frames): a man stands on a box, jumps, flips (frames
@@ -86,4 +88,37 @@ def score_ids(published: Iterable[tuple[int, int, np.ndarray]], annotation: Clip
         changes = sum(a != b for a, b in itertools.pairwise(ordered))
         scores.append(PersonScore(person, last - first + 1, len(frames), main_id, main_n, dict(counts), changes,
                                   duplicates[person]))
+    return scores
+
+
+@dataclass
+class LongRunScore:
+    person: str
+    passes: int                 # passes of the clip in which the person was published
+    ids: list[int]              # in the order they first showed the person
+    changes_within_pass: int    # id changes between consecutive published frames of one pass
+    changes_across_loop: int    # id changes between the last frame of one pass and the first of the next
+    shared_ids: list[int]       # ids that also showed another person (an identity swap)
+
+
+def score_long_run(published: Iterable[tuple[int, int, np.ndarray]], annotation: ClipAnnotation,
+                   clip_frames: int) -> list[LongRunScore]:
+    """published: (frame count since the start, track id, xyxy box) of every confirmed, matched track in every
+    processed frame of a clip of ``clip_frames`` frames played in a loop (its frame = count % clip_frames)."""
+    frames: dict[str, dict[int, int]] = {p: {} for p in annotation.visible}
+    shown: dict[int, set[str]] = {}
+    for count, track_id, box in published:
+        person = annotation.label(count % clip_frames, box)
+        first, last = annotation.visible[person]
+        if first <= count % clip_frames <= last:
+            frames[person].setdefault(count, track_id)
+            shown.setdefault(track_id, set()).add(person)
+    scores = []
+    for person, by_count in frames.items():
+        ordered = sorted(by_count.items())
+        ids = list(dict.fromkeys(i for _, i in ordered))
+        pairs = [(a, b) for a, b in itertools.pairwise(ordered) if a[1] != b[1]]
+        across = sum(a[0] // clip_frames != b[0] // clip_frames for a, b in pairs)
+        scores.append(LongRunScore(person, len({c // clip_frames for c, _ in ordered}), ids, len(pairs) - across,
+                                   across, [i for i in ids if len(shown[i]) > 1]))
     return scores

@@ -16,8 +16,7 @@ import weakref
 import numpy as np
 
 from wham_ros.perception.base import Detection
-from wham_ros.perception.tracker import suppress_duplicates
-from wham_ros.stream.inputs import KEYPOINT_THRESHOLD
+from wham_ros.perception.tile_merge import TileMerger, keypoint_box
 
 #: BlazePose landmark index of each COCO-17 keypoint
 BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
@@ -63,7 +62,7 @@ class MediaPipePose:
     max_people: poses per window; min_detection / min_presence / min_tracking: MediaPipe's thresholds;
     tiles: 1 runs on the whole image; 2 (default) or more run one tracker per overlapping window along the longer
     side (finds small, edge and crowded people a whole-image pass misses, at up to that many times the cost), and
-    duplicates of a person seen by two windows are merged.
+    the views of a person seen by two windows, whole or cut by a window edge, are merged (``tile_merge``).
     """
 
     name = "embedded (MediaPipe BlazePose full)"
@@ -79,6 +78,7 @@ class MediaPipePose:
         self.options = dict(num_poses=max_people, min_pose_detection_confidence=min_detection,
                             min_pose_presence_confidence=min_presence, min_tracking_confidence=min_tracking)
         self.tiles = tiles
+        self.merger = TileMerger()
         self._graph: list = []          # one landmarker per window; emptied by _release
         self._windows: list[tuple[int, int, int, int]] = []
         self._finalizer = None
@@ -122,13 +122,15 @@ class MediaPipePose:
             self._finalizer = weakref.finalize(self, _release, self._graph)
         ms = max(round(stamp * 1000), self._last_ms + 1)
         self._last_ms = ms
-        detections = []
-        for landmarker, (x0, y0, x1, y1) in zip(self._graph, windows):
+        detections, seen_by = [], []
+        for landmarker, window in zip(self._graph, windows):
+            x0, y0, x1, y1 = window
             crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
             result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop), ms)
             detections += [self._detection(landmarks, (x0, y0), (x1 - x0, y1 - y0), (w, h))
                            for landmarks in result.pose_landmarks]
-        return suppress_duplicates(detections) if len(windows) > 1 else detections
+            seen_by += [window] * len(result.pose_landmarks)
+        return self.merger.merge(detections, seen_by, w, h) if len(windows) > 1 else detections
 
     @staticmethod
     def _detection(landmarks, origin: tuple[int, int], size: tuple[int, int], image: tuple[int, int]) -> Detection:
@@ -145,9 +147,5 @@ class MediaPipePose:
         outside = (pts[:, 0] < x0) | (pts[:, 0] > x1) | (pts[:, 1] < y0) | (pts[:, 1] > y1)
         pts[outside, 2] = 0.0
         kp = pts[list(BLAZEPOSE_TO_COCO)]
-        confident = pts[:, 2] > KEYPOINT_THRESHOLD
-        seen = pts[confident] if confident.sum() >= 2 else pts
-        lo, hi = seen[:, :2].min(0), seen[:, :2].max(0)
-        pad = 0.1 * (hi - lo)
-        box = np.concatenate((np.maximum(lo - pad, 0), np.minimum(hi + pad, (image[0] - 1, image[1] - 1))))
-        return Detection(kp, box, float(np.mean(kp[:, 2])))
+        # the box from all 33 landmarks: BlazePose's heels and feet reach below the COCO ankles
+        return Detection(kp, keypoint_box(pts, *image), float(np.mean(kp[:, 2])))

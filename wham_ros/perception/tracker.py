@@ -7,12 +7,18 @@ Each frame:
 3. detection/track pairs are scored by IoU and object keypoint similarity (OKS) and matched
    greedily from the best pair down, *confirmed tracks first*, so a tentative track born on a
    stray detection can never take a person away from its established track;
-4. detections still unmatched are compared with lost tracks by colour appearance, within a
-   reach that grows with the time lost: this re-identifies a person after an occlusion or a
-   fast move the motion model could not follow (a flip, a jump), so the person keeps its id
-   and its recurrent state;
+4. detections still unmatched are compared by colour appearance with tracks lost for under
+   ``reid_max_gap``, within a reach that grows with the time lost: this re-identifies a person
+   after a fast move the motion model could not follow (a flip, a jump), so the person keeps its
+   id and its recurrent state. The detection must look clearly more like that track than like any
+   other lost one, in reach or not, so a person who jumped out of reach of its own track does
+   not take the id of someone else lost nearby;
 5. a track is born *tentative*, becomes *tracked* after ``birth_frames`` consecutive matches,
-   is *lost* while unmatched, and dies after ``max_missed`` unmatched frames. Ids are never reused.
+   is *lost* while unmatched, and dies after ``max_missed`` unmatched frames or ``max_lost_time``
+   seconds unseen, whichever comes first (a slow pipeline processes few frames: counted in frames
+   alone, a lost track would live long enough to be matched to someone else). A track gets its id
+   when it is confirmed (tentative tracks carry ``UNCONFIRMED``), so stray detections that never
+   become a person use up no ids; ids are never reused.
 """
 from __future__ import annotations
 
@@ -28,8 +34,12 @@ from wham_ros.stream.inputs import KEYPOINT_THRESHOLD
 #: COCO per-keypoint OKS constants (sigmas)
 COCO_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87,
                         0.87, 0.89, 0.89]) / 10.0
+#: id of a tentative track: ids go to confirmed tracks only
+UNCONFIRMED = 0
 #: weight of a new appearance observation in a track's running signature
 APPEARANCE_RATE = 0.1
+#: how much better than any alternative a re-identification's colour similarity must be
+REID_MARGIN = 0.05
 
 
 class TrackState(IntEnum):
@@ -40,7 +50,7 @@ class TrackState(IntEnum):
 
 @dataclass
 class Track:
-    id: int
+    id: int                       # UNCONFIRMED until the track is confirmed
     state: TrackState
     detection: Detection          # the last matched detection
     hits: int = 1                 # consecutive matched frames
@@ -49,6 +59,7 @@ class Track:
     last_seen: float = 0.0        # stamp of the last match
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))   # box centre, px per frame
     appearance: np.ndarray | None = None   # running colour signature (see perception.appearance)
+    key: int = 0                  # the tracker's own handle, unique from birth (tentative tracks share the id 0)
 
     @property
     def matched_now(self) -> bool:
@@ -112,24 +123,29 @@ class Tracker:
     duplicate_overlap: two detections whose IoU or OKS exceeds it, or whose smaller box lies
     inside the other by more than (1 + it) / 2, are one person; the lower-scored one is dropped.
     reid_similarity: least colour similarity (Bhattacharyya coefficient) to re-identify a lost
-    track; reid_reach: how far (in box heights per missed frame, plus one box height) it may have moved.
+    track; reid_reach: how far (in box heights per missed frame, plus one box height) it may have moved;
+    reid_max_gap: longest time (s) a track may have been lost to be re-identified.
+    max_lost_time: longest time (s) a track may be unseen before it dies; None: only ``max_missed`` counts.
     """
 
     def __init__(self, min_similarity: float = 0.2, oks_weight: float = 0.5, birth_frames: int = 3,
                  max_missed: int = 30, max_tracks: int = 16, velocity_gain: float = 0.5,
-                 duplicate_overlap: float = 0.5, reid_similarity: float = 0.6, reid_reach: float = 0.15) -> None:
+                 duplicate_overlap: float = 0.5, reid_similarity: float = 0.6, reid_reach: float = 0.15,
+                 reid_max_gap: float = 0.8, max_lost_time: float | None = None) -> None:
         self.min_similarity, self.oks_weight = min_similarity, oks_weight
         self.birth_frames, self.max_missed, self.max_tracks = birth_frames, max_missed, max_tracks
         self.velocity_gain, self.duplicate_overlap = velocity_gain, duplicate_overlap
-        self.reid_similarity, self.reid_reach = reid_similarity, reid_reach
+        self.reid_similarity, self.reid_reach, self.reid_max_gap = reid_similarity, reid_reach, reid_max_gap
+        self.max_lost_time = max_lost_time
         self.tracks: list[Track] = []
         self._next_id = 1
-        self.dead: list[int] = []
+        self._next_key = 1
+        self.dead: list[int] = []         # ids of the confirmed tracks that ended in the last update
         self.reidentified: list[int] = []
 
     def reset(self) -> None:
         """Drop every track; ids keep increasing so none is reused."""
-        self.dead.extend(t.id for t in self.tracks)
+        self.dead.extend(t.id for t in self.tracks if t.id != UNCONFIRMED)
         self.tracks = []
 
     def similarity(self, track: Track, det: Detection) -> float:
@@ -157,17 +173,28 @@ class Tracker:
         return gap <= height * (1.0 + self.reid_reach * (track.missed + 1))
 
     def _reidentify(self, lost: list[Track], detections: list[Detection], signatures: list[np.ndarray | None],
-                    free: set[int]) -> dict[int, int]:
-        scores = {(ti, di): similarity(t.appearance, signatures[di])
-                  for ti, t in enumerate(lost) for di in free
-                  if t.appearance is not None and signatures[di] is not None and self._reach(t, detections[di])}
+                    free: set[int], stamp: float) -> dict[int, int]:
+        """Lost track index -> free detection index, where the detection clearly looks most like that track.
+
+        Clothes colours overlap between people (on sports2d the man and the woman are 0.69 alike in the
+        median, each with itself 0.83), so the detection must look clearly less like every other lost
+        track, within reach or not: a person who jumped out of reach of its own track (a discontinuity)
+        must not take the id of someone else lost nearby. Tracks matched in this frame are no rivals: their
+        person is elsewhere in the image. And only tracks lost for at most ``reid_max_gap``: a signature is
+        trustworthy over a short gap (a flip, a jump: under a second), while over longer ones light and pose
+        change it as much as another person would (sports2d played in a loop, every 1st to 6th frame
+        processed: all 20 candidates of the wrong person had been lost for 1.0 s or more, at similarities up
+        to 0.85; those of the right person mostly for under 0.6 s).
+        """
+        scores = np.array([[similarity(t.appearance, sig) if t.appearance is not None and sig is not None else -1.0
+                            for sig in signatures] for t in lost]).reshape(len(lost), len(detections))
+        pairs = sorted(((scores[ti, di], ti, di) for ti in range(len(lost)) for di in free), reverse=True)
         matched: dict[int, int] = {}
-        for (ti, di), score in sorted(scores.items(), key=lambda kv: -kv[1]):
-            if score < self.reid_similarity or ti in matched or di not in free:
+        for score, ti, di in pairs:
+            if (score < self.reid_similarity or ti in matched or di not in free
+                    or stamp - lost[ti].last_seen > self.reid_max_gap or not self._reach(lost[ti], detections[di])):
                 continue
-            # only an unambiguous match: no other lost track looks almost as much like this person
-            rivals = [s for (tj, dj), s in scores.items() if dj == di and tj != ti]
-            if rivals and max(rivals) > score - 0.05:
+            if (np.delete(scores[:, di], ti) > score - REID_MARGIN).any():
                 continue
             matched[ti] = di
             free.discard(di)
@@ -186,24 +213,27 @@ class Tracker:
         matches: list[tuple[Track, int]] = []
         for group in (confirmed, tentative):
             matches += [(group[ti], di) for ti, di in self._motion_match(group, detections, free).items()]
-        matched_ids = {t.id for t, _ in matches}
-        lost = [t for t in confirmed if t.id not in matched_ids]
-        reid = [(lost[ti], di) for ti, di in self._reidentify(lost, detections, signatures, free).items()]
+        matched_keys = {t.key for t, _ in matches}
+        lost = [t for t in confirmed if t.key not in matched_keys]
+        reid = [(lost[ti], di) for ti, di in self._reidentify(lost, detections, signatures, free, stamp).items()]
         self.reidentified = [t.id for t, _ in reid]
-        for track, di in matches:
+        for track, di in sorted(matches, key=lambda m: m[0].key):     # tracks confirmed together: ids by age
             self._match(track, detections[di], signatures[di], stamp, jumped=False)
         for track, di in reid:
             self._match(track, detections[di], signatures[di], stamp, jumped=True)
-        matched_ids |= set(self.reidentified)
+        matched_keys |= {t.key for t, _ in reid}
 
         self.dead = []
         survivors = []
         for track in self.tracks:
-            if track.id not in matched_ids:
+            if track.key not in matched_keys:
                 track.missed += 1
                 track.hits = 0
                 track.age += 1
-                if track.state == TrackState.TENTATIVE or track.missed > self.max_missed:
+                if track.state == TrackState.TENTATIVE:
+                    continue
+                if track.missed > self.max_missed or (self.max_lost_time is not None
+                                                      and stamp - track.last_seen > self.max_lost_time):
                     self.dead.append(track.id)
                     continue
                 track.state = TrackState.LOST
@@ -211,11 +241,17 @@ class Tracker:
         self.tracks = survivors
         for di in sorted(free):
             if len(self.tracks) < self.max_tracks:
-                state = TrackState.TRACKED if self.birth_frames <= 1 else TrackState.TENTATIVE
-                self.tracks.append(Track(self._next_id, state, detections[di], last_seen=stamp,
-                                         appearance=signatures[di]))
-                self._next_id += 1
-        return sorted(self.tracks, key=lambda t: (not t.matched_now, t.id))
+                confirmed_now = self.birth_frames <= 1
+                self.tracks.append(Track(self._new_id() if confirmed_now else UNCONFIRMED,
+                                         TrackState.TRACKED if confirmed_now else TrackState.TENTATIVE,
+                                         detections[di], last_seen=stamp, appearance=signatures[di],
+                                         key=self._next_key))
+                self._next_key += 1
+        return sorted(self.tracks, key=lambda t: (not t.matched_now, t.key))
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
 
     def _match(self, track: Track, det: Detection, signature: np.ndarray | None, stamp: float, *,
                jumped: bool) -> None:
@@ -235,5 +271,6 @@ class Tracker:
         track.last_seen = stamp
         if track.state == TrackState.TENTATIVE and track.hits >= self.birth_frames:
             track.state = TrackState.TRACKED
+            track.id = self._new_id()
         elif track.state == TrackState.LOST:
             track.state = TrackState.TRACKED

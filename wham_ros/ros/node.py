@@ -35,7 +35,7 @@ from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from wham_ros.errors import WhamError
-from wham_ros.geometry.camera_motion import GyroIntegrator, angvel_from_delta
+from wham_ros.geometry.camera_motion import GyroIntegrator, angvel_from_delta, rate_from_angvel
 from wham_ros.geometry.tf_buffer import TransformBuffer, TransformLookupError
 from wham_ros.geometry.visual_rotation import DISTORTION_MODELS, VisualRotationEstimator
 from wham_ros.model import build_network
@@ -43,7 +43,7 @@ from wham_ros.msg import HumanArray, MeshTopology
 from wham_ros.perception.base import PoseEstimator
 from wham_ros.perception.hmr2 import HMR2Estimator
 from wham_ros.perception.tracker import Tracker
-from wham_ros.pipeline import HumanPipeline
+from wham_ros.pipeline import TRAIN_FPS, HumanPipeline
 from wham_ros.ros import messages as M
 from wham_ros.ros.convert import (
     CameraModel,
@@ -250,8 +250,9 @@ class WhamNode(LifecycleNode):
         except Exception as exc:  # rclpy would turn anything else into a silent ERROR transition
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
-        tracker = Tracker(birth_frames=int(self.p("birth_frames")), max_missed=int(self.p("max_missed_frames")),
-                          max_tracks=int(self.p("max_tracks")))
+        missed = int(self.p("max_missed_frames"))
+        tracker = Tracker(birth_frames=int(self.p("birth_frames")), max_missed=missed,
+                          max_lost_time=missed / TRAIN_FPS, max_tracks=int(self.p("max_tracks")))
         self.pipeline = HumanPipeline(net, estimator, tracker, box_window=int(self.p("box_window")),
                                       use_camera_intrinsics=bool(self.p("use_camera_info_intrinsics")),
                                       flip_eval=bool(self.p("flip_eval")),
@@ -551,6 +552,8 @@ class WhamNode(LifecycleNode):
         except TransformLookupError as exc:
             self._status["world"] = f"per-person WHAM world (no TF: {exc})"
         cam_angvel = self._camera_rotation(camera_frame, last, stamp, rgb, cam)
+        rate = rate_from_angvel(cam_angvel).tolist()
+        self._status["camera angular velocity (rad/s)"] = " ".join(f"{w:.5f}" for w in rate)
         people = self.pipeline.process(rgb, stamp, cam_angvel, focal=cam.focal if cam else None,
                                        principal=(cam.cx, cam.cy) if cam else None,
                                        world_from_camera=world_from_camera)

@@ -38,7 +38,9 @@ PARAMS: tuple[Param, ...] = (
           1, 4),
     Param("max_tracks", 8, "most people tracked at once", 1, 64),
     Param("birth_frames", 3, "consecutive detections before a person is published as tracked", 1, 30),
-    Param("max_missed_frames", 30, "frames a person may be unseen (occluded, missed) before the track ends", 0, 300),
+    Param("max_missed_frames", 30, "frames a person may be unseen (occluded, missed) before the track ends; "
+          "also as time at 30 Hz (30: 1 s), so a node that processes few frames keeps no lost track longer",
+          0, 300),
     Param("box_window", 5, "causal median window of the person box (frames)", 1, 31),
     Param("keypoint_smoothing", True, "one-euro filter on each track's keypoints (the official tracker's)"),
     Param("use_camera_info_intrinsics", True,
