@@ -40,6 +40,9 @@ fi
     ros-ament-cmake-ros-core==0.14.5 catkin-pkg==1.1.1 \
     numpy==2.4.6 smplx==0.1.28 opencv-python-headless==5.0.0.93 rosbags==0.11.9 'pytest>=8' 'ruff>=0.6'
 "$VENV/bin/python" tools/fix_ros_wheel_cmake.py "$VENV"
+# Test only, never imported by wham_ros: transformers' ViTPose is the reference the project's ViTPose and ViT
+# are checked against (test/test_front_end_reference.py); it needs no torchvision and pulls no torch.
+"${PIP[@]}" install transformers==4.57.6
 
 # Embedded pose front end: mediapipe's runtime without its opencv-contrib dependency (it would overwrite the
 # headless cv2), and the BlazePose model bundle assembled from the files in the mediapipe 0.10.21 wheel.

@@ -20,6 +20,7 @@ setup(
         "opencv-python-headless>=4.8",  # crops, tracking features, appearance; pinned by install.sh
         "smplx==0.1.28",
     ],
-    extras_require={"test": ["pytest>=8", "ruff>=0.6"]},
+    # transformers: the reference ViTPose of test/test_front_end_reference.py (tests only)
+    extras_require={"test": ["pytest>=8", "ruff>=0.6", "transformers==4.57.6"]},
     entry_points={"console_scripts": ["wham-ros = wham_ros.cli:main"]},
 )

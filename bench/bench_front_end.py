@@ -9,7 +9,8 @@ re-identification), the rest of the pipeline (keypoint smoothing, inputs, the WH
 with real-size synthetic weights, world placement), the visual camera-rotation estimate
 (on the GoPro clip scaled to 640x480), and the official-quality models with random
 weights of the real size (YOLOv8x, ViTPose-H with flip test, HMR2.0): their cost does not
-depend on the weights. 1 torch thread; medians.
+depend on the weights, and each full-size output is checked for its shape and finiteness (the suite checks
+the numbers on small configurations: test/test_front_end_reference.py). 1 torch thread; medians.
 """
 from __future__ import annotations
 
@@ -161,12 +162,22 @@ def time_visual_rotation() -> None:
 
 def time_detector(rgb: np.ndarray) -> None:
     detector = PersonDetector(YoloV8("x").eval(), conf=0.0)
+    boxes = detector(rgb)
+    assert boxes.ndim == 2 and boxes.shape[1] == 5 and np.isfinite(boxes).all(), boxes.shape
     print(f"  official YOLOv8x (random weights) 640x480: {median_ms(lambda: detector(rgb), 3):.0f} ms")
 
 
 def time_vitpose(images: dict[int, np.ndarray]) -> None:
-    pose = ViTPoseEstimator(ViTPose().eval())
+    model = ViTPose().eval()
+    crop = torch.randn(1, 3, 256, 192)
+    with torch.inference_mode():
+        heatmaps = model(crop)
+        assert heatmaps.shape == (1, 17, 64, 48) and torch.isfinite(heatmaps).all(), heatmaps.shape
+        print(f"  official ViTPose-H forward, one 256x192 crop: {median_ms(lambda: model(crop), 2):.0f} ms")
+    pose = ViTPoseEstimator(model)
     for n in (1, 3):
+        keypoints = pose(images[n], person_boxes(n))
+        assert keypoints.shape == (n, 17, 3) and np.isfinite(keypoints).all(), keypoints.shape
         ms = median_ms(lambda n=n: pose(images[n], person_boxes(n)), 2)
         print(f"  official ViTPose-H (flip test), {n} person(s): {ms:.0f} ms")
 
@@ -174,6 +185,10 @@ def time_vitpose(images: dict[int, np.ndarray]) -> None:
 def time_hmr2(images: dict[int, np.ndarray], crop: np.ndarray) -> None:
     hmr2 = HMR2Estimator(HMR2().eval())
     for n in (1, 3):
+        res = hmr2(images[n], np.stack([crop] * n))
+        assert res.feature.shape == (n, 1024) and res.body_pose.shape == (n, 23, 3, 3), res.feature.shape
+        assert all(np.isfinite(v).all() for v in (res.feature, res.global_orient, res.body_pose, res.betas,
+                                                    res.pred_cam))
         ms = median_ms(lambda n=n: hmr2(images[n], np.stack([crop] * n)), 2)
         print(f"  official HMR2.0 features + body, {n} person(s): {ms:.0f} ms")
 

@@ -54,7 +54,9 @@ def run(scale: float = 1.0, use_appearance: bool = True, min_joints: int = 6, ti
     events: if given, receives (frame count, "death" or "reid", id) of the tracker's deaths and
     re-identifications.
     """
-    estimator, tracker = MediaPipePose(max_people=4, tiles=tiles), Tracker()
+    # lost tracks die after max_missed frames or that many 30 Hz frames of time, as in the node
+    tracker = Tracker(max_lost_time=Tracker().max_missed / 30.0)
+    estimator = MediaPipePose(max_people=4, tiles=tiles)
     clip = clip_frames(scale)
     published, track_ms = [], []
     for count in range(0, loops * len(clip), step):

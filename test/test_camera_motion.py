@@ -10,7 +10,12 @@ import pytest
 import torch
 from conftest import SHARED, require_file
 
-from wham_ros.geometry.camera_motion import GyroIntegrator, angvel_from_delta, angvel_from_orientations
+from wham_ros.geometry.camera_motion import (
+    GyroIntegrator,
+    angvel_from_delta,
+    angvel_from_orientations,
+    rate_from_angvel,
+)
 from wham_ros.geometry.gravity import gravity_from_accel, init_root, world_from_camera
 from wham_ros.geometry.rotations import (
     axis_angle_to_matrix,
@@ -68,6 +73,14 @@ def test_rates_at_other_frame_rates_are_rescaled_to_30_fps():
     torch.testing.assert_close(got, want.to(got.dtype))
     small = torch.tensor([0.0, -w[2], w[1], w[2], 0.0, -w[0]], dtype=torch.float64)
     assert (got - small).abs().max() < 0.02                      # the small-angle form, roughly
+
+
+def test_rate_from_angvel_gives_back_the_body_rate():
+    """The node reports cam_angvel as rad/s: the rate the camera turned at, whatever the frame interval."""
+    w = torch.tensor([0.4, -0.7, 0.2], dtype=torch.float64)
+    for dt in (1 / 30, 1 / 12, 0.4):
+        torch.testing.assert_close(rate_from_angvel(angvel_from_delta(axis_angle_to_matrix(w * dt), dt)), w)
+    torch.testing.assert_close(rate_from_angvel(torch.zeros(6)), torch.zeros(3, dtype=torch.float64))
 
 
 def test_training_convention_is_causal_and_first_frame_is_zero():

@@ -38,6 +38,19 @@ CAMERA_IN_ODOM = ((0.0, 0.0, 1.2), (-0.5, 0.5, -0.5, 0.5))
 GYRO = (0.0, 0.25, 0.0)
 
 
+def rotation(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """The rotation matrix of a quaternion (x, y, z, w), by the textbook formula."""
+    x, y, z, w = np.array([x, y, z, w]) / math.sqrt(x * x + y * y + z * z + w * w)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def reported_rate(counters: dict[str, str]) -> np.ndarray:
+    """The camera angular velocity (rad/s, optical frame) the node's diagnostics report for its last frame."""
+    return np.array([float(v) for v in counters["camera angular velocity (rad/s)"].split()])
+
+
 def frames(count: int) -> list[np.ndarray]:
     cap = cv2.VideoCapture(require_file(VIDEO, "the sports2d video"))
     out = []
@@ -155,6 +168,20 @@ class Client:
         self._gyro_thread = threading.Thread(target=run, daemon=True)
         self._gyro_thread.start()
 
+    def stop_gyro(self) -> None:
+        if self._gyro_thread is not None:
+            self._gyro_stop.set()
+            self._gyro_thread.join()
+            self._gyro_thread = None
+
+    def send_imu(self, stamp: float) -> None:
+        """One gyro sample of the turning camera (``GYRO``), stamped ``stamp`` (s)."""
+        imu = Imu()
+        imu.header.stamp = rclpy.time.Time(seconds=int(stamp), nanoseconds=int((stamp % 1) * 1e9)).to_msg()
+        imu.header.frame_id = CAMERA
+        imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = GYRO
+        self.imu.publish(imu)
+
     def step(self, rgb: np.ndarray, offset: float = 0.0, timeout: float = 20.0):
         """Send one frame and wait for the node's HumanArray for it."""
         stamp_msg, t = self.stamp(offset)
@@ -171,9 +198,7 @@ class Client:
         return {v.key: v.value for v in mine[-1].values} if mine else {}
 
     def close(self) -> None:
-        if self._gyro_thread is not None:
-            self._gyro_stop.set()
-            self._gyro_thread.join()
+        self.stop_gyro()
         self.node.destroy_node()
 
 
@@ -230,6 +255,8 @@ def test_real_video_gives_people_in_the_world_frame(running):
     assert client.faces and client.faces[0].num_vertices == 6890 and len(client.faces[0].faces) == 13776 * 3
     counters = client.counters()
     assert counters["camera_rotation"] == "gyro", counters["camera_rotation"]
+    # the integrated gyro gives back the steady rate it was fed
+    np.testing.assert_allclose(reported_rate(counters), GYRO, atol=1e-4)
     assert counters["camera_info"] == "ok"
     assert counters["world"] == "TF odom" and float(counters["latency p50 (ms)"]) > 0
 
@@ -269,6 +296,41 @@ def test_node_output_matches_the_core_pipeline(running, model_files):
             np.testing.assert_allclose(np.asarray(h.betas), p.output.betas.numpy(), atol=1e-4)
             compared += 1
     assert compared >= 10
+
+
+def test_published_people_are_the_given_camera_pose_composed_with_their_camera_frame_estimate(running):
+    """Independent of the pipeline's code: every tracked person's world root and joints are the static TF
+    odom <- camera applied to its camera-frame ones, the root sits at the hip midpoint, and its body_<id>
+    TF is that root with REP-155 axes (x forward = SMPL z, y left = SMPL x, z up = SMPL y)."""
+    client, _ = running
+    arrays = client.video_arrays
+    if arrays is None:
+        pytest.skip("needs test_real_video_gives_people_in_the_world_frame to have run first")
+    R_oc = rotation(*CAMERA_IN_ODOM[1])
+    t_oc = np.array(CAMERA_IN_ODOM[0])
+    body_tf = {(t.header.stamp.sec, t.header.stamp.nanosec, t.child_frame_id): t.transform
+               for m in client.tf for t in m.transforms}
+    checked = 0
+    for arr in arrays:
+        for h in arr.humans:
+            if h.state != Human.STATE_TRACKED or not any(h.betas):
+                continue
+            p_cam, p_world = (np.array([p.position.x, p.position.y, p.position.z]) for p in (h.root_camera,
+                                                                                            h.root_world))
+            R_cam, R_world = (rotation(q.x, q.y, q.z, q.w) for q in (h.root_camera.orientation,
+                                                                      h.root_world.orientation))
+            np.testing.assert_allclose(p_world, R_oc @ p_cam + t_oc, atol=1e-5)
+            np.testing.assert_allclose(R_world, R_oc @ R_cam, atol=1e-5)
+            joints_cam = np.asarray(h.joints_camera).reshape(31, 3)
+            joints_world = np.asarray(h.joints_world).reshape(31, 3)
+            np.testing.assert_allclose(joints_world, joints_cam @ R_oc.T + t_oc, atol=1e-4)
+            np.testing.assert_allclose(p_cam, joints_cam[[11, 12]].mean(0), atol=1e-4)     # COCO hips
+            tf = body_tf[(arr.header.stamp.sec, arr.header.stamp.nanosec, f"body_{h.id}")]
+            np.testing.assert_allclose([tf.translation.x, tf.translation.y, tf.translation.z], p_world, atol=1e-6)
+            q = tf.rotation
+            np.testing.assert_allclose(rotation(q.x, q.y, q.z, q.w), R_world[:, [2, 0, 1]], atol=1e-5)
+            checked += 1
+    assert checked >= 10, checked
 
 
 BAD_IMAGES = [
@@ -330,6 +392,32 @@ def test_time_jump_back_resets_tracks(running):
     for rgb in video[2:]:
         arr, _ = client.step(rgb, offset=-10.0)
     assert arr.humans and not ids_before & {h.id for h in arr.humans}, "tracks restart with new ids"
+
+
+def test_a_time_jump_clears_the_gyro_buffer(running):
+    """A bag looping back: the IMU's new, earlier stamps are taken at once (none refused as out of order, as
+    they would be against the samples buffered before the jump) and the gyro rotates the next frame."""
+    client, _ = running
+    video = frames(3)
+    client.stop_gyro()                  # the IMU jumps with the images, not after them
+    try:
+        client.step(video[0])           # the buffer now holds samples up to about now
+        before = client.counters()
+        _, t_jump = client.step(video[1], offset=-20.0)
+        stamp, end = t_jump - 0.05, time.time() + 0.4
+        while time.time() < end:        # the new timeline's samples from just before the jump frame on
+            while stamp < client.stamp(-20.0)[1]:
+                client.send_imu(stamp)
+                stamp += 0.005
+            client.spin(0.01)
+        client.step(video[2], offset=-20.0)
+        after = client.counters()
+        assert int(after["time_jumps"]) == int(before.get("time_jumps", 0)) + 1
+        assert int(after.get("bad_imu", 0)) == int(before.get("bad_imu", 0)), after.get("last_imu_error")
+        assert after["camera_rotation"] == "gyro", after["camera_rotation"]
+        np.testing.assert_allclose(reported_rate(after), GYRO, atol=1e-4)
+    finally:
+        client.start_gyro()
 
 
 def test_a_flood_of_images_is_dropped_not_queued(running):
@@ -433,11 +521,16 @@ def test_visual_camera_rotation_on_request(running):
         wide = frames(1)[0]
         wide = cv2.resize(wide, (2 * SIZE[0], SIZE[1]))
         before = int(client.counters().get("rotation_visual", 0))
+        stamps = []
         for k in range(6):           # the view slides 8 px left per frame: the camera pans right (about +y)
-            client.step(np.ascontiguousarray(wide[:, 8 * k:8 * k + SIZE[0]]), offset=0.0)
+            stamps.append(client.step(np.ascontiguousarray(wide[:, 8 * k:8 * k + SIZE[0]]), offset=0.0)[1])
         counters = client.counters()
         assert counters["camera_rotation"].startswith("visual ("), counters["camera_rotation"]
         assert int(counters["rotation_visual"]) >= before + 4
+        # 8 px at the focal length in the time between the last two frames, about the optical y axis
+        rate, expected = reported_rate(counters), math.atan(8 / FOCAL) / (stamps[-1] - stamps[-2])
+        assert rate[1] == pytest.approx(expected, rel=0.35), (rate, expected)
+        assert abs(rate[0]) < 0.2 * rate[1] and abs(rate[2]) < 0.2 * rate[1], rate
         assert set_rotation("static")
         client.step(frames(1)[0])
         client.step(frames(1)[0])

@@ -38,3 +38,10 @@ def test_core_imports_without_ros():
     code = ("import sys, wham_ros.model, wham_ros.stream, wham_ros.geometry.camera_motion, wham_ros.cli; "
             "assert 'rclpy' not in sys.modules, 'the core must not import rclpy'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_front_end_does_not_use_the_test_only_reference():
+    """transformers is installed for test_front_end_reference.py only: no wham_ros module may import it."""
+    code = ("import sys, wham_ros.pipeline, wham_ros.perception.official, wham_ros.perception.hmr2; "
+            "assert 'transformers' not in sys.modules, 'transformers is a test-only dependency'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -1,10 +1,8 @@
 """YOLOv8 person detector: architecture vs. yolov8.yaml, safe reading of Ultralytics files, letterbox, decode, NMS."""
 from __future__ import annotations
 
-import math
 import os
 import sys
-import time
 import types
 
 import numpy as np
@@ -409,17 +407,3 @@ def test_person_detector_runs_small_model():
     assert (boxes[:, [1, 3]] >= 0).all() and (boxes[:, [1, 3]] <= 120).all()
     assert (np.diff(boxes[:, 4]) <= 0).all()
     np.testing.assert_array_equal(boxes, detector(rgb))
-
-
-@pytest.mark.slow
-def test_yolov8x_full_size_cpu_time():
-    torch.manual_seed(0)
-    detector = PersonDetector(YoloV8("x"))
-    rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    detector(rgb)
-    start = time.perf_counter()
-    boxes = detector(rgb)
-    elapsed = time.perf_counter() - start
-    print(f"\nYOLOv8x, 640x480 input, {torch.get_num_threads()} thread(s): {elapsed:.2f} s per frame")
-    assert boxes.shape[1] == 5 and np.isfinite(boxes).all()
-    assert math.isfinite(elapsed)
