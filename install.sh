@@ -23,6 +23,8 @@ BODY_MODEL="$VENV/share/wham_ros/body_models/free"
 
 if [ "${WHAM_ROS_NO_ROS:-0}" = "1" ]; then
     "${PIP[@]}" install numpy==2.4.6 opencv-python-headless==5.0.0.93
+    # wham-ros train: progress bar, YAML configs, loss curves
+    "${PIP[@]}" install tqdm==4.70.1 pyyaml==6.0.4 matplotlib==3.11.2
     "${PIP[@]}" install -e ".[test]"
     "$VENV/bin/python" tools/build_body_model.py "$BODY_MODEL" --if-needed
     echo "wham_ros core installed in $VENV (no ROS)"
@@ -47,6 +49,8 @@ fi
 # Embedded pose front end: mediapipe's runtime without its opencv-contrib dependency (it would overwrite the
 # headless cv2), and the BlazePose model bundle assembled from the files in the mediapipe 0.10.21 wheel.
 "${PIP[@]}" install absl-py==2.5.1 flatbuffers==25.12.19 matplotlib==3.11.2 certifi
+# wham-ros train: progress bar and YAML configs (matplotlib above draws its loss curves)
+"${PIP[@]}" install tqdm==4.70.1 pyyaml==6.0.4
 "${PIP[@]}" install --no-deps mediapipe==1.2.3
 POSE_TASK="$VENV/share/wham_ros/models/pose_landmarker_full.task"
 [ -s "$POSE_TASK" ] || "$VENV/bin/python" tools/build_pose_task.py "$POSE_TASK"

@@ -21,6 +21,8 @@ setup(
         "smplx==0.1.28",
     ],
     # transformers: the reference ViTPose of test/test_front_end_reference.py (tests only)
-    extras_require={"test": ["pytest>=8", "ruff>=0.6", "transformers==4.57.6"]},
+    # train: wham-ros train's progress bar, YAML configs and loss curves (without them: plain lines, JSON, no PNG)
+    extras_require={"test": ["pytest>=8", "ruff>=0.6", "transformers==4.57.6"],
+                    "train": ["tqdm>=4.60", "pyyaml>=6", "matplotlib>=3.7"]},
     entry_points={"console_scripts": ["wham-ros = wham_ros.cli:main"]},
 )

@@ -234,6 +234,40 @@ def render_motion(args: argparse.Namespace) -> int:
     return 0
 
 
+#: exit status of ``wham-ros train`` when it stopped at --max-minutes / --max-steps (EX_TEMPFAIL): run it again
+#: with --resume
+TRAIN_PAUSED = 75
+
+
+def train(args: argparse.Namespace) -> int:
+    from wham_ros.errors import WhamError
+    from wham_ros.train.config import load_config
+    from wham_ros.train.trainer import CHECKPOINT, Trainer
+
+    try:
+        cfg = load_config(args.config)
+        out = args.out or cfg.output
+        if not out:
+            print("train: no run folder: set 'output' in the config or pass --out DIR", file=sys.stderr)
+            return 2
+        cfg.optim.threads = args.threads if args.threads is not None else cfg.optim.threads
+        cfg.optim.device = args.device or cfg.optim.device
+        started = os.path.isfile(os.path.join(out, CHECKPOINT))
+        if started != args.resume:
+            why = "already holds a run: pass --resume to continue it, or choose another --out" if started \
+                else "holds no run to resume"
+            print(f"train: {out} {why}", file=sys.stderr)
+            return 2
+        trainer = Trainer(cfg, out)
+        if args.resume:
+            trainer.resume()
+        finished = trainer.run(max_minutes=args.max_minutes, max_steps=args.max_steps)
+    except (WhamError, ValueError, OSError) as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 2
+    return 0 if finished else TRAIN_PAUSED
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wham-ros", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -267,6 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="320x360", help="panel (or video) size WxH")
     p.add_argument("--video", action="store_true", help="write every frame as an MP4 video instead")
     p.set_defaults(func=render_motion)
+    p = sub.add_parser("train", help="train WHAM (official stage 1) on the mocap corpus or AMASS files")
+    p.add_argument("config", help="training config, YAML or JSON (e.g. config/train/corpus_stage1.yaml)")
+    p.add_argument("--out", help="run folder (default: the config's 'output')")
+    p.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    p.add_argument("--max-minutes", type=float, help="stop after this long with a checkpoint (exit status 75)")
+    p.add_argument("--max-steps", type=int, help="stop after this many iterations with a checkpoint (exit status 75)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: the config's optim.threads)")
+    p.add_argument("--device", help="cpu, cuda, ... (default: the config's optim.device)")
+    p.set_defaults(func=train)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -228,6 +228,7 @@ class BodyModel(smplx.SMPL):
         }
         for name, value in derived.items():
             self.register_buffer(name, value.contiguous(), persistent=False)
+        self._skinned_regressors: dict[str, torch.Tensor] | None = None
 
     @property
     def num_vertices(self) -> int:
@@ -264,6 +265,54 @@ class BodyModel(smplx.SMPL):
         verts = (T[..., :3, :3] @ v_posed.unsqueeze(-1)).squeeze(-1) + T[..., :3, 3]
         joints = torch.einsum("jv,nvc->njc", self._sub_J_wham, verts)
         feet = torch.einsum("jv,nvc->njc", self._sub_J_feet, verts)
+        offset = joints[:, list(HIP_JOINTS)].mean(dim=1, keepdim=True)
+        return BodyOutput(None, joints - offset, feet - offset, offset[:, 0])
+
+    @torch.no_grad()
+    def _skinned(self) -> dict[str, torch.Tensor] | None:
+        """The regressors pushed through the skinning weights (computed on first use, in float64), or None
+        for a model with pose blend shapes.
+
+        Without them, point k = sum_v R_kv v_v of the posed mesh is, for joint transforms A_j,
+        sum_j A_j[:3, :3] M_kj + A_j[:3, 3] Q_kj with Q_kj = sum_v R_kv W_vj and
+        M_kj = sum_v R_kv W_vj (t_v + S_v beta). With them M_kj gains a 207-wide pose term per
+        point and joint, dearer than skinning a sparse regressor's vertices (SMPL's), so those
+        models keep :meth:`get_joints`.
+        """
+        cached = self._skinned_regressors
+        if cached is None or (cached and cached["Q"].device != self.v_template.device):
+            if bool(self._sub_posedirs.any()):
+                self._skinned_regressors = {}
+            else:
+                R = torch.cat((self._sub_J_wham, self._sub_J_feet)).double()
+                RW = R[:, :, None] * self._sub_weights.double()[None]                   # (K, S, 24)
+                dt = self.v_template.dtype
+                self._skinned_regressors = {
+                    "Q": RW.sum(1).to(dt),
+                    "template": torch.einsum("ksj,sc->kjc", RW, self._sub_v_template.double()).to(dt),
+                    "shape": torch.einsum("ksj,scb->kjcb", RW, self._sub_shapedirs.double()).to(dt),
+                }
+        return self._skinned_regressors or None
+
+    def regressed_points(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor
+                         ) -> BodyOutput:
+        """:meth:`get_joints` for training's batches of thousands of bodies, in closed form when the model has
+        no pose blend shapes (the free body): regressor rows are fixed linear maps of the skinned mesh, so
+        they are pushed through the skinning once (:meth:`_skinned`) and the cost per body no longer grows
+        with the regressors' vertices. Same values up to float rounding; differentiable.
+        global_orient (N, 1, 3, 3), body_pose (N, 23, 3, 3), betas (N, 10).
+        """
+        reg = self._skinned()
+        if reg is None:
+            return self.get_joints(global_orient, body_pose, betas)
+        rot = torch.cat((global_orient, body_pose), dim=1)
+        J = self._J_template + blend_shapes(betas, self._J_shapedirs)
+        _, A = batch_rigid_transform(rot, J, self.parents)
+        M = reg["template"] + torch.einsum("kjcb,nb->nkjc", reg["shape"], betas)
+        points = torch.einsum("njab,nkjb->nka", A[:, :, :3, :3], M) + torch.einsum("nja,kj->nka", A[:, :, :3, 3],
+                                                                                      reg["Q"])
+        n_wham = self._sub_J_wham.shape[0]
+        joints, feet = points[:, :n_wham], points[:, n_wham:]
         offset = joints[:, list(HIP_JOINTS)].mean(dim=1, keepdim=True)
         return BodyOutput(None, joints - offset, feet - offset, offset[:, 0])
 

@@ -6,6 +6,11 @@ missing or mis-shaped keys raise :class:`CheckpointError` listing them). As in t
 official loader, ``smpl.*`` tensors stored in the checkpoint override the body-model
 files, except the smplx default-pose parameters and the evaluation regressors,
 which the demo drops; a warning names every buffer whose values differ.
+
+Checkpoints written by ``wham_ros.train`` add a top-level ``network`` entry (the
+:class:`~wham_ros.model.network.NetworkConfig` as a dict: width, depth, integrator);
+:func:`build_network` builds that network. Official checkpoints have none and get the
+official configuration.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import torch
 
 from wham_ros.errors import CheckpointError
 from wham_ros.model.body_model import load_body_model
-from wham_ros.model.network import WhamNetwork
+from wham_ros.model.network import NetworkConfig, WhamNetwork
 from wham_ros.model.precision import set_precision
 from wham_ros.weights import check_state_dict, listing, read_file
 
@@ -63,13 +68,35 @@ def extract_state_dict(ckpt: object, source: str = "checkpoint") -> dict[str, to
     return dict(sd)
 
 
-def load_checkpoint(net: WhamNetwork, checkpoint: str | Mapping[str, torch.Tensor]) -> LoadReport:
-    """Load a checkpoint path or state_dict into ``net`` (strict on non-``smpl.*`` keys)."""
-    source = checkpoint if isinstance(checkpoint, str) else "state_dict"
-    sd = read_state_dict(checkpoint) if isinstance(checkpoint, str) else extract_state_dict(checkpoint, source)
+#: top-level checkpoint entry holding the network's NetworkConfig (absent from official checkpoints)
+CONFIG_KEY = "network"
+
+
+def network_config(ckpt: object, source: str = "checkpoint") -> NetworkConfig:
+    """The :class:`NetworkConfig` a checkpoint (its whole content) was saved with; official ones have none."""
+    if isinstance(ckpt, Mapping) and CONFIG_KEY in ckpt and not isinstance(ckpt[CONFIG_KEY], torch.Tensor):
+        return NetworkConfig.from_dict(ckpt[CONFIG_KEY], source)
+    return NetworkConfig()
+
+
+def load_checkpoint(net: WhamNetwork, checkpoint: str | Mapping[str, torch.Tensor], source: str | None = None
+                    ) -> LoadReport:
+    """Load a checkpoint path, checkpoint dict or state_dict into ``net`` (strict on non-``smpl.*`` keys).
+
+    A checkpoint saved with a network config must match ``net``'s (:func:`build_network` builds the
+    right network from it). ``source`` names the checkpoint in errors (default: the path).
+    """
+    source = source or (checkpoint if isinstance(checkpoint, str) else "state_dict")
+    ckpt = read_file(checkpoint) if isinstance(checkpoint, str) else checkpoint
+    config = network_config(ckpt, source)
+    if isinstance(ckpt, Mapping) and CONFIG_KEY in ckpt and config != net.config:
+        raise CheckpointError(f"{source}: saved for the network {config}, not {net.config} "
+                              f"(build_network builds the saved one)")
+    sd = extract_state_dict(ckpt, source)
     own = net.state_dict()
+    what = "WHAM (ViT, demo configuration)" if net.config == NetworkConfig() else f"WHAM {net.config}"
     new_sd = check_state_dict({k: v for k, v in own.items() if not k.startswith("smpl.")}, sd, source,
-                              ignore=("smpl.",), what="WHAM (ViT, demo configuration)")
+                              ignore=("smpl.",), what=what)
     report = LoadReport()
     for k in sorted(k for k in sd if k.startswith("smpl.")):
         if k in DEMO_DROPPED_KEYS or k not in own or sd[k].shape != own[k].shape:
@@ -96,10 +123,15 @@ def build_network(checkpoint: str | Mapping[str, torch.Tensor], body_model_dir: 
                   device: str | torch.device = "cpu", precision: str = "fp32") -> WhamNetwork:
     """Body model from ``body_model_dir`` + WHAM weights from ``checkpoint``, in eval mode on ``device``.
 
-    ``precision``: ``fp32`` (exact) or ``fp16`` step weights (see ``wham_ros.model.precision``).
+    The network has the width and depth saved in the checkpoint (official checkpoints: the
+    official ones). ``precision``: ``fp32`` (exact) or ``fp16`` step weights (see
+    ``wham_ros.model.precision``).
     """
+    source = checkpoint if isinstance(checkpoint, str) else "state_dict"
+    ckpt = read_file(checkpoint) if isinstance(checkpoint, str) else checkpoint
+    config = network_config(ckpt, source)
     body_model = load_body_model(body_model_dir)
     with torch.device("meta"):          # no memory or time spent on random initial weights
-        net = WhamNetwork(body_model)
-    load_checkpoint(net, checkpoint)
+        net = WhamNetwork(body_model, config)
+    load_checkpoint(net, ckpt, source)
     return set_precision(net.to(device).eval(), precision)

@@ -99,8 +99,9 @@ def encode(
     xm = net.mask_keypoints(x, mask)
     state, kp = net.motion_encoder.init_state(init_kp)
     ctx, kps = [], []
-    for t in range(x.shape[1]):
-        c, kp, state = net.motion_encoder.step(xm[:, t : t + 1], kp, state)
+    # split, not per-step slicing: in training a slice's backward writes a whole-sequence gradient per step
+    for x_t in xm.split(1, 1):
+        c, kp, state = net.motion_encoder.step(x_t, kp, state)
         ctx.append(c)
         kps.append(kp)
     return torch.cat(ctx, 1), torch.cat(kps, 1)
@@ -112,8 +113,8 @@ def decode_trajectory(
     """Trajectory decoder -> (root (B, T+1, 6) with entry 0 = init_root, vel (B, T, 3))."""
     root, state = init_root, net.trajectory_decoder.regressor.zero_state(context.shape[0], context)
     roots, vels = [init_root], []
-    for t in range(context.shape[1]):
-        vel, root, state = net.trajectory_decoder.step(context[:, t : t + 1], root, cam_angvel[:, t : t + 1], state)
+    for c_t, a_t in zip(context.split(1, 1), cam_angvel.split(1, 1)):
+        vel, root, state = net.trajectory_decoder.step(c_t, root, a_t, state)
         roots.append(root)
         vels.append(vel)
     return torch.cat(roots, 1), torch.cat(vels, 1)
@@ -123,8 +124,8 @@ def decode_motion(net: WhamNetwork, context: torch.Tensor, init_smpl: torch.Tens
     """Motion decoder over a sequence of integrated contexts."""
     state, pose = net.motion_decoder.init_state(init_smpl)
     outs = []
-    for t in range(context.shape[1]):
-        pose, betas, cam, contact, state = net.motion_decoder.step(context[:, t : t + 1], pose, state)
+    for c_t in context.split(1, 1):
+        pose, betas, cam, contact, state = net.motion_decoder.step(c_t, pose, state)
         outs.append((pose, betas, cam, contact))
     return MotionOutputs(*(torch.cat(o, 1) for o in zip(*outs)))
 
@@ -136,12 +137,18 @@ def _shift(t: torch.Tensor) -> torch.Tensor:
 
 def finish(
     net: WhamNetwork, motion: MotionOutputs, root: torch.Tensor, vel: torch.Tensor, context: torch.Tensor,
-    cam_intrinsics: torch.Tensor, bbox: torch.Tensor, res: torch.Tensor, return_y_up: bool,
+    cam_intrinsics: torch.Tensor, bbox: torch.Tensor, res: torch.Tensor, return_y_up: bool, training: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Body model, world rollout, contact reset and trajectory refinement (official output dict)."""
+    """Body model, world rollout, contact reset and trajectory refinement (official output dict).
+
+    ``training``: the official training forward: the body without its mesh (no loss of stage 1
+    needs vertices), gradients stopped at the refiner's inputs (training facts 6.1), and the
+    extra outputs the losses need (see :func:`train_forward`).
+    """
     B, T = motion.pose.shape[:2]
     rot = rot6d_to_matrix(motion.pose.reshape(B * T, 24, 6))
-    body = net.smpl.get_output(rot[:, :1], rot[:, 1:], motion.betas.reshape(B * T, 10))
+    pose_body = net.smpl.regressed_points if training else net.smpl.get_output
+    body = pose_body(rot[:, :1], rot[:, 1:], motion.betas.reshape(B * T, 10))
     trans_cam = K.full_camera_translation(
         motion.cam, bbox, cam_intrinsics[:, :1, 0, 0].expand(B, T), res[:, None].expand(B, T, 2) / 2.0)
 
@@ -152,13 +159,18 @@ def finish(
     feet = body.feet.reshape(B, T, 4, 3)
     feet_world = K.world_feet(root_cam, root_R[:, 1:], trans_cam.reshape(B, T, 3), tau, feet)
 
+    # training stops gradients into the refiner (its context, root, feet, contact and reset velocity), so
+    # the refined root trains only the refiner; in eval this is the identity
+    stop = torch.Tensor.detach if training else (lambda t: t)
     first = torch.zeros(B, T, dtype=torch.bool, device=vel.device)
     first[:, 0] = True
+    root_s, contact_s, feet_world_s = stop(root), stop(motion.contact), stop(feet_world)
     feet_body = K.body_feet_in_world(root_cam, root_R[:, 1:], feet)
-    vel_reset = K.reset_root_velocity(root_R[:, 1:], vel, feet_body, _shift(feet_body), motion.contact, first)
-    foot_vel = K.contact_foot_velocity(feet_world, _shift(feet_world), motion.contact, first)
-    d_root, d_vel, _ = net.trajectory_refiner(torch.cat((context, foot_vel), -1), root[:, 1:], vel_reset, None)
-    root_ref = torch.cat((root[:, :1], root[:, 1:] + d_root), 1)
+    vel_reset = stop(K.reset_root_velocity(root_R[:, 1:], vel, feet_body, _shift(feet_body), motion.contact, first))
+    foot_vel = K.contact_foot_velocity(feet_world_s, _shift(feet_world_s), contact_s, first)
+    d_root, d_vel, _ = net.trajectory_refiner(torch.cat((stop(context), foot_vel), -1), root_s[:, 1:], vel_reset,
+                                              None)
+    root_ref = torch.cat((root_s[:, :1], root_s[:, 1:] + d_root), 1)
     vel_ref = vel_reset + d_vel
     root_ref_R = rot6d_to_matrix(root_ref)
     trans_world = (root_ref_R[:, :-1] @ vel_ref.unsqueeze(-1)).squeeze(-1).cumsum(1)
@@ -168,7 +180,16 @@ def finish(
         poses_root_world = flip @ poses_root_world
         trans_world = (flip @ trans_world.unsqueeze(-1)).squeeze(-1)
 
-    return {
+    extra = {}
+    if training:
+        joints = body.joints.reshape(B, T, -1, 3)
+        extra = {
+            "kp3d": joints,
+            "full_kp2d": K.project(joints + trans_cam.unsqueeze(-2), cam_intrinsics),
+            "R": root_cam @ root_R[:, 1:].transpose(-1, -2),
+            "feet_refined": K.world_feet(root_cam, poses_root_world, trans_cam, trans_world, feet),
+        }
+    return extra | {
         "pose": motion.pose,
         "betas": motion.betas,
         "cam": motion.cam,
@@ -208,6 +229,34 @@ def wham_forward(
     integrated = net.integrator(context, features, integrator_residual(features, residual))
     motion = decode_motion(net, integrated, init_smpl)
     return finish(net, motion, root, vel, context, cam_intrinsics, bbox, res, return_y_up)
+
+
+def train_forward(
+    net: WhamNetwork, x: torch.Tensor, init_kp: torch.Tensor, init_smpl: torch.Tensor, mask: torch.Tensor,
+    init_root: torch.Tensor, cam_angvel: torch.Tensor, cam_intrinsics: torch.Tensor, bbox: torch.Tensor,
+    res: torch.Tensor, features: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The official training forward (world y-down, refiner on, no teacher forcing), with gradients.
+
+    The same loops as :func:`wham_forward` over the same modules; dropout acts when ``net`` is in
+    training mode. ``features`` None is official stage 1: the integrator is skipped (the motion
+    decoder reads the motion context); with features it runs under the official residual rule.
+    Shapes as in :func:`wham_forward`. Besides the eval outputs (``trans_cam`` here (B, T, 3)) it
+    returns ``kp3d`` (B, T, 31, 3) hip-centred camera-oriented joints of the posed body, ``kp3d_nn``
+    (B, T, 51) the encoder's COCO-17 joints, ``full_kp2d`` (B, T, 31, 2) their full-image projection
+    in pixels, ``R`` (B, T, 3, 3) the world-to-camera rotation implied by the unrefined world root
+    (camera root R_t^T), ``feet_refined`` (B, T, 4, 3) the world feet of the refined rollout; no mesh.
+    """
+    T = x.shape[1]
+    context, kp3d_nn = encode(net, x, mask, init_kp)
+    root, vel = decode_trajectory(net, context, init_root, cam_angvel[:, :T])
+    integrated = context if features is None else net.integrator(
+        context, features, integrator_residual(features, "official"))
+    motion = decode_motion(net, integrated, init_smpl)
+    out = finish(net, motion, root, vel, context, cam_intrinsics, bbox, res, False, training=True)
+    out["trans_cam"] = out["trans_cam"].reshape(*x.shape[:2], 3)
+    out["kp3d_nn"] = kp3d_nn
+    return out
 
 
 @torch.no_grad()

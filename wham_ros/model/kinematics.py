@@ -88,3 +88,9 @@ def contact_foot_velocity(
     v = (feet_world - feet_world_prev) * TRAIN_FPS * contact.unsqueeze(-1)
     v = torch.where(first[..., None, None], torch.zeros_like(v), v)
     return v.flatten(-2)
+
+
+def project(points: torch.Tensor, cam_intrinsics: torch.Tensor) -> torch.Tensor:
+    """Pinhole projection of camera-frame points (B, T, N, 3) with K (B, 1, 3, 3) -> pixels (B, T, N, 2)."""
+    uvw = points @ cam_intrinsics.transpose(-1, -2)
+    return uvw[..., :2] / uvw[..., 2:]

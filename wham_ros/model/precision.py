@@ -41,7 +41,7 @@ def apply_linear(net: nn.Module, make: Callable[[torch.Tensor, torch.Tensor], Li
                 (make(getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"bias_ih_l{k}")),
                  make(getattr(rnn, f"weight_hh_l{k}"), getattr(rnn, f"bias_hh_l{k}")))
                 for k in range(rnn.num_layers)]
-        elif isinstance(module, Integrator):
+        elif isinstance(module, Integrator) and module.enabled:
             module.fast_layers = None if make is None else [
                 make(layer.weight, layer.bias) for layer in (module.layer1, module.layer2, module.layer3)]
     return net

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 #: LSTM state: (h, c), each (n_layers, B, hidden)
@@ -12,13 +13,15 @@ class Regressor(nn.Module):
     """Unidirectional LSTM over ``concat(input, *inits)`` with one linear head per output.
 
     Heads are named ``declayer{i}`` and have no activation (contact scores
-    included). Between LSTM layers dropout 0.3 acts only in training mode.
+    included). Between LSTM layers dropout 0.3 acts only in training mode, in
+    :meth:`forward` (nn.LSTM's) and in :meth:`step` alike.
     """
 
     def __init__(self, in_dim: int, hid_dim: int, out_dims: list[int], init_dim: int, n_layers: int) -> None:
         super().__init__()
         self.n_outs = len(out_dims)
-        self.rnn = nn.LSTM(in_dim + init_dim, hid_dim, n_layers, batch_first=True, dropout=0.3)
+        # one layer has nothing between layers to drop (nn.LSTM warns about a non-zero value)
+        self.rnn = nn.LSTM(in_dim + init_dim, hid_dim, n_layers, batch_first=True, dropout=0.3 if n_layers > 1 else 0.0)
         for i, d in enumerate(out_dims):
             head = nn.Linear(hid_dim, d)
             nn.init.xavier_uniform_(head.weight, gain=0.01)
@@ -60,9 +63,12 @@ class Regressor(nn.Module):
                 gates = torch.addmm(gates, h0[layer], w_hh.t()) + getattr(self.rnn, f"bias_hh_l{layer}")
             i, f, g, o = gates.chunk(4, dim=-1)
             c = torch.sigmoid(f) * c0[layer] + torch.sigmoid(i) * torch.tanh(g)
-            inp = torch.sigmoid(o) * torch.tanh(c)
-            hs.append(inp)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(h)
             cs.append(c)
+            # as nn.LSTM does in training: dropout on what a layer passes up, never on its state
+            drop = self.training and self.rnn.dropout > 0 and layer < self.rnn.num_layers - 1
+            inp = F.dropout(h, self.rnn.dropout, training=True) if drop else h
         y = inp.unsqueeze(1)
         return [getattr(self, f"declayer{i}")(y) for i in range(self.n_outs)], y, (torch.stack(hs), torch.stack(cs))
 
