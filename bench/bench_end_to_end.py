@@ -125,7 +125,7 @@ def main() -> None:
         if args.profile:
             spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
             fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"
-            command = [spy, "record", "--threads", "--idle", "-f", fmt, "-o", args.profile, "-r", "50", "--", *command]
+            command = [spy, "record", "--threads", "-f", fmt, "-o", args.profile, "-r", "50", "--", *command]
         node_proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         rclpy.init()
         node = rclpy.create_node("bench_end_to_end")

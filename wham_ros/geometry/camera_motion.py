@@ -24,6 +24,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from wham_ros.geometry.rotations import (
@@ -127,7 +128,7 @@ class GyroIntegrator:
                           else torch.as_tensor(R_cam_imu, dtype=torch.float64))
         self.horizon, self.max_gap, self.recover_after = horizon, max_gap, recover_after
         self._stamps: deque[float] = deque()
-        self._rates: deque[torch.Tensor] = deque()
+        self._rates: deque[np.ndarray] = deque()        # numpy: adding a 200 Hz sample must cost microseconds
         self._refused = 0
         self._lock = threading.Lock()
 
@@ -144,14 +145,14 @@ class GyroIntegrator:
         with self._lock:
             return self._stamps[-1] if self._stamps else None
 
-    def _snapshot(self) -> tuple[list[float], list[torch.Tensor]]:
+    def _snapshot(self) -> tuple[list[float], list[np.ndarray]]:
         with self._lock:
             return list(self._stamps), list(self._rates)
 
     def add(self, stamp: float, rate_imu) -> None:
         """Add one sample: rate in rad/s in the IMU frame. Raises ValueError for NaN/inf or out-of-order stamps."""
-        rate = torch.as_tensor(rate_imu, dtype=torch.float64).reshape(3)
-        if not torch.isfinite(rate).all() or not math.isfinite(stamp):
+        rate = np.asarray(rate_imu, dtype=np.float64).reshape(3)
+        if not np.isfinite(rate).all() or not math.isfinite(stamp):
             raise ValueError("gyro sample contains NaN or inf")
         with self._lock:
             if self._stamps and stamp <= self._stamps[-1]:
@@ -190,7 +191,7 @@ class GyroIntegrator:
                 f"largest gap {max(gaps, default=0.0) * 1e3:.0f} ms")
 
     @staticmethod
-    def _rate_at(stamps: list[float], rates: list[torch.Tensor], t: float) -> torch.Tensor:
+    def _rate_at(stamps: list[float], rates: list[np.ndarray], t: float) -> np.ndarray:
         i = bisect.bisect_right(stamps, t)
         if i == 0:
             return rates[0]
@@ -215,7 +216,7 @@ class GyroIntegrator:
         R = torch.eye(3, dtype=torch.float64)
         for a, b in itertools.pairwise(knots):
             if b > a:
-                R = R @ axis_angle_to_matrix(self._rate_at(stamps, rates, 0.5 * (a + b)) * (b - a))
+                R = R @ axis_angle_to_matrix(torch.from_numpy(self._rate_at(stamps, rates, 0.5 * (a + b)) * (b - a)))
         extrinsic = self.R_cam_imu if R_cam_imu is None else torch.as_tensor(R_cam_imu, dtype=torch.float64)
         return extrinsic @ R @ extrinsic.T
 

@@ -20,6 +20,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+try:
+    from rclpy.experimental import EventsExecutor
+except ImportError:          # Humble's rclpy has none
+    EventsExecutor = None
 from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
@@ -672,9 +677,10 @@ def main(args: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     node = WhamNode()
-    # callbacks only copy messages into buffers; one thread runs them about 3x faster than rclpy's
-    # multi-threaded executor (the work happens in the node's own worker thread)
-    executor = SingleThreadedExecutor()
+    # callbacks only copy messages into buffers (the work happens in the node's own worker thread), so the
+    # executor's own cost per message is what matters: rclpy's C++ events executor where it exists (Jazzy+),
+    # else the single-threaded one (3x faster than the multi-threaded one here)
+    executor = EventsExecutor() if EventsExecutor is not None else SingleThreadedExecutor()
     executor.add_node(node)
     if node.get_parameter("autostart").value:
         if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
