@@ -99,3 +99,26 @@ def synthetic_net(synthetic_body_dir, test_state_dict):
     from wham_ros.model import build_network
 
     return build_network(test_state_dict, synthetic_body_dir)
+
+
+#: one clip of each skeleton in ../shared/data/mocap (CMU BVH, iClone BVH, HDM05 ASF/AMC), as relative paths
+CORPUS_SAMPLE = ("cmu_131_01_walk_scaled_m.bvh", "cmu_iclone/001/001_01.bvh", "hdm05_cut/1/HDM_bd.asf",
+                 "hdm05_cut/1/HDM_bd_depositFloorR_001_120.amc")
+
+
+@pytest.fixture(scope="session")
+def free_corpus_dir(tmp_path_factory) -> str:
+    """A corpus of a few real clips (one per skeleton) retargeted onto the free body model."""
+    from wham_ros.mocap.corpus import build_corpus
+    from wham_ros.model.free_body import check_folder, default_dir
+
+    body = require_file(default_dir(), "the free body model", "run ./install.sh")
+    check_folder(body)
+    source = tmp_path_factory.mktemp("mocap_sample")
+    for relative in CORPUS_SAMPLE:
+        original = require_file(os.path.join(SHARED, "data", "mocap", relative), "shared mocap data")
+        os.makedirs(os.path.dirname(source / relative), exist_ok=True)
+        os.symlink(original, source / relative)
+    out = tmp_path_factory.mktemp("corpus")
+    build_corpus(str(source), str(out), body, log=lambda _: None)
+    return str(out)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, require_file
+from conftest import ROOT
 
 from wham_ros.cli import TRAIN_PAUSED, main
 from wham_ros.errors import MocapError
@@ -17,7 +17,7 @@ from wham_ros.geometry.rotations import axis_angle_to_matrix
 from wham_ros.model import build_network
 from wham_ros.model.synthetic import make_test_state_dict
 from wham_ros.train.amass import load_amass, load_amass_file
-from wham_ros.train.clips import default_corpus_dir, load_corpus_clips
+from wham_ros.train.clips import load_corpus_clips
 from wham_ros.train.config import ConfigError, config_from_dict, load_config
 from wham_ros.train.trainer import CHECKPOINT, MODEL
 
@@ -133,11 +133,9 @@ def test_amass_folder_subjects_and_skips(amass_dir):
     assert {c.subject for c in clips} == {"SubsetA_s1", "SubsetA_s2", "SubsetA_s3"}
 
 
-def test_a_corpus_on_another_body_is_refused(synthetic_body_dir):
-    folder = require_file(os.path.join(default_corpus_dir(), "index.json"), "mocap corpus",
-                          "run .venv/bin/wham-ros build-corpus")
+def test_a_corpus_on_another_body_is_refused(free_corpus_dir, synthetic_body_dir):
     with pytest.raises(MocapError, match="was built on the body model"):
-        load_corpus_clips(os.path.dirname(folder), synthetic_body_dir)
+        load_corpus_clips(free_corpus_dir, synthetic_body_dir)
 
 
 # ---- the run folder and resuming ----------------------------------------------------------------------------

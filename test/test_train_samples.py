@@ -16,7 +16,7 @@ from wham_ros.model import load_body_model
 from wham_ros.model.free_body.folder import default_dir
 from wham_ros.stream.inputs import CausalBoxFilter, normalize_keypoints
 from wham_ros.train import boxes, keypoint_noise, virtual_camera
-from wham_ros.train.clips import MotionClip, default_corpus_dir, load_corpus_clips
+from wham_ros.train.clips import MotionClip, load_corpus_clips
 from wham_ros.train.config import AugmentConfig
 from wham_ros.train.samples import Window, build_batch
 from wham_ros.train.windows import WindowPlan, official_windows
@@ -310,10 +310,8 @@ def test_contact_labels(body):
     assert bool((tread.contact == -1).all())
 
 
-def test_samples_from_the_corpus_look_like_people_in_view(free_body):
-    folder = require_file(os.path.join(default_corpus_dir(), "index.json"), "mocap corpus",
-                          "run .venv/bin/wham-ros build-corpus")
-    clips = load_corpus_clips(os.path.dirname(folder), default_dir())
+def test_samples_from_the_corpus_look_like_people_in_view(free_body, free_corpus_dir):
+    clips = load_corpus_clips(free_corpus_dir, default_dir())
     wins = [w for b in WindowPlan(clips, "random", 32, 1, (54, 122), 0).epoch(0) for w in b]
     batch = build_batch(free_body, clips, wins, torch.Generator().manual_seed(0), AugmentConfig())
     inside = ((batch.full_kp2d > 0) & (batch.full_kp2d < 1000)).all(-1).float().mean()
