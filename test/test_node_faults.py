@@ -6,6 +6,7 @@ future_tolerance, max_image_pixels, imu_max_gap, imu_wait), fed JPEG frames with
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -160,17 +161,24 @@ class FaultClient(Client):
         return {v.key: v.value for v in self.status().values}
 
 
-@pytest.fixture(scope="module")
-def node(ros_context, models):
-    folder = models
-    params = write_params(folder, "faults", use_compressed="true")
-    proc = start_node(params, "-r", "__ns:=/faults")
-    client = FaultClient("wham_fault_client", "/faults")
+@contextlib.contextmanager
+def launched(models, name: str, **overrides):
+    """wham_node in namespace /<name> (JPEG input, ``overrides`` on the test parameters), up and talking to a
+    :class:`FaultClient`: yields (client, node process, params file)."""
+    params = write_params(models, name, use_compressed="true", **overrides)
+    proc = start_node(params, "-r", f"__ns:=/{name}")
+    client = FaultClient(f"wham_{name}_client", f"/{name}")
     try:
         client.wait_for_node()
-        yield client
+        yield client, proc, params
     finally:
         stop(client, proc)
+
+
+@pytest.fixture(scope="module")
+def node(ros_context, models):
+    with launched(models, "faults") as (client, _, _):
+        yield client
 
 
 def level(status: DiagnosticStatus) -> int:
@@ -369,37 +377,19 @@ def test_hostile_body_model_fails_configure_with_a_reason(ros_context, tmp_path,
         proc.wait(timeout=20)
 
 
-def _first_stream(client: FaultClient, count: int) -> list:
-    video = frames(count)
-    return client.stream(video, fps=10.0, settle=2.0)
-
-
 def test_front_end_is_ready_when_configure_ends(ros_context, models):
     """MediaPipe is built and warmed up in configure: a 1.3 s stream right after start-up is processed
     (almost) whole and gives a tracked person."""
-    folder = models
-    params = write_params(folder, "startup", use_compressed="true")
-    proc = start_node(params, "-r", "__ns:=/startup")
-    client = FaultClient("wham_startup_client", "/startup")
-    try:
-        client.wait_for_node()
-        got = _first_stream(client, 13)
+    with launched(models, "startup") as (client, _, _):
+        got = client.stream(frames(13), fps=10.0, settle=2.0)
         assert len(got) >= 11, f"only {len(got)} of 13 frames processed"
         assert any(h.state == Human.STATE_TRACKED for a in got for h in a.humans)
-    finally:
-        stop(client, proc)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_frames_stops_cleanly(ros_context, models, sig):
     """SIGINT/SIGTERM while frames stream in: the worker stops before the context goes, no frame error."""
-    folder = models
-    name = f"sig{int(sig)}"
-    params = write_params(folder, name, use_compressed="true")
-    proc = start_node(params, "-r", f"__ns:=/{name}")
-    client = FaultClient(f"wham_{name}_client", f"/{name}")
-    try:
-        client.wait_for_node()
+    with launched(models, f"sig{int(sig)}") as (client, proc, params):
         video = frames(4)
         client.stream(video * 3, fps=30.0, settle=0.0)
         sender = threading.Thread(target=lambda: (time.sleep(0.3), proc.send_signal(sig)))
@@ -409,8 +399,6 @@ def test_signal_during_frames_stops_cleanly(ros_context, models, sig):
         assert proc.wait(timeout=30) == 0
         log = node_log(params)
         assert "RCLError" not in log and "frame failed" not in log and "context is invalid" not in log, log
-    finally:
-        stop(client, proc)
 
 
 def test_empty_body_model_dir_uses_the_free_body(ros_context, models):
@@ -421,18 +409,12 @@ def test_empty_body_model_dir_uses_the_free_body(ros_context, models):
     from wham_ros.model.body_model import load_body_model
 
     free = load_body_model("")
-    params = write_params(models, "free_body", use_compressed="true", body_model_dir='""')
-    proc = start_node(params, "-r", "__ns:=/free")
-    client = FaultClient("wham_free_client", "/free")
     topology = []
-    client.node.create_subscription(MeshTopology, "/free/humans/mesh_faces", topology.append, QoSProfile(
-        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-    try:
-        client.wait_for_node()
+    with launched(models, "free", body_model_dir='""') as (client, _, params):
+        client.node.create_subscription(MeshTopology, "/free/humans/mesh_faces", topology.append, QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         got = client.stream(frames(8), fps=8.0)
         assert client.spin(5.0, lambda: bool(topology)), node_log(params)
         assert topology[0].num_vertices == free.num_vertices != 6890
         assert len(topology[0].faces) == 3 * int(free.faces_tensor.shape[0])
         assert any(h.state == Human.STATE_TRACKED and any(h.betas) for a in got for h in a.humans)
-    finally:
-        stop(client, proc)
