@@ -206,7 +206,8 @@ def test_input_rates_decay_when_streams_stop(node):
     values = {v.key: v.value for v in status.values}
     assert float(values["imu rate (Hz)"]) == 0.0 and float(values["camera_info rate (Hz)"]) == 0.0
     assert level(status) == WARN
-    assert "imu: none for" in status.message and "camera_info: none for" in status.message
+    assert "imu: none for" in status.message and "camera_info: stale: none for" in status.message
+    assert status.message.count("camera_info") == 1, "one cause, said once"
     assert values["camera_info"].startswith("stale"), values["camera_info"]
 
 
@@ -259,7 +260,8 @@ def test_absurd_intrinsics_are_rejected_at_the_boundary(node, fx, cx):
     values = {v.key: v.value for v in status.values}
     assert int(values["bad_camera_info"]) >= int(before.get("bad_camera_info", 0)) + len(video) - 1
     assert values["camera_info"].startswith("rejected (CameraInfo"), values["camera_info"]
-    assert level(status) == WARN and "CameraInfo rejected" in status.message
+    assert level(status) == WARN and "camera_info: rejected (CameraInfo" in status.message
+    assert status.message.count("rejected (CameraInfo") == 1, "one cause, said once"
     assert int(values.get("wham_steps_skipped", 0)) == int(before.get("wham_steps_skipped", 0))
     tracked = [h for a in got for h in a.humans if h.state == Human.STATE_TRACKED and any(h.betas)]
     assert tracked, "people still come out"
@@ -418,3 +420,21 @@ def test_empty_body_model_dir_uses_the_free_body(ros_context, models):
         assert topology[0].num_vertices == free.num_vertices != 6890
         assert len(topology[0].faces) == 3 * int(free.faces_tensor.shape[0])
         assert any(h.state == Human.STATE_TRACKED and any(h.betas) for a in got for h in a.humans)
+
+
+def test_frames_that_fail_after_good_ones_are_reported(ros_context):
+    """Failures are judged over the last seconds, not over the node's life: one good frame hides nothing."""
+    from wham_ros.ros.node import WhamNode
+
+    node = WhamNode()
+    try:
+        node.stats.inc("frames")
+        assert not [c for _, c in node._problems() if "failed" in c]
+        node._status["last_frame_error"] = "RuntimeError: CUDA out of memory"
+        node.stats.inc("frame_errors")
+        (lvl, cause), = [(lvl, c) for lvl, c in node._problems() if "failed" in c]
+        assert lvl == WARN and "1 frames failed, 1 processed: RuntimeError: CUDA out of memory" in cause
+        node.stats._events["frames"].clear()             # no good frame in the window any more
+        assert max(lvl for lvl, c in node._problems() if "failed" in c) == ERROR
+    finally:
+        node.destroy_node()

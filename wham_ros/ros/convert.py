@@ -111,15 +111,22 @@ def image_to_rgb(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
 
 
 def _jpeg_size(buf: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first start-of-frame marker of a JPEG, None if there is none."""
-    i = 2
+    """(width, height) from the first start-of-frame marker of a JPEG, None if there is none before the
+    scan data starts (SOS), or after a run of fill bytes no encoder writes."""
+    i, fills = 2, 0
     while i + 9 <= len(buf):
         if buf[i] != 0xFF:
             return None
         marker = buf[i + 1]
         if marker == 0xFF:                       # fill byte
+            fills += 1
+            if fills > 16:
+                return None
             i += 1
             continue
+        fills = 0
+        if marker == 0xDA:                       # start of scan: every frame header comes before it
+            return None
         if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:   # markers without a length
             i += 2
             continue
@@ -132,7 +139,7 @@ def _jpeg_size(buf: bytes) -> tuple[int, int] | None:
     return None
 
 
-def compressed_size(data: bytes) -> tuple[str, int, int]:
+def compressed_size(data: bytes | memoryview) -> tuple[str, int, int]:
     """(format, width, height) that a JPEG or PNG declares in its header, read without decoding.
 
     Raises ConversionError for any other format or a header without a size: the decoder is
@@ -159,7 +166,7 @@ def compressed_to_rgb(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     buf = _bytes(msg.data)
     if buf.size == 0:
         raise ConversionError("compressed image has no data")
-    kind, w, h = compressed_size(buf.tobytes())
+    kind, w, h = compressed_size(memoryview(buf))
     _check_size(w, h, max_pixels, f"compressed image ({kind})")
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None or img.size == 0:

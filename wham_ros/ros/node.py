@@ -128,12 +128,10 @@ class Counters:
         while events[0] < now - self.window:
             events.popleft()
 
-    def inc(self, key: str, n: int = 1) -> None:
-        now = time.monotonic()
+    def inc(self, key: str) -> None:
         with self._lock:
-            self.counts[key] += n
-            for _ in range(n):
-                self._note(key, now)
+            self.counts[key] += 1
+            self._note(key, time.monotonic())
 
     def arrived(self, key: str) -> None:
         """An input message arrived (timed, not counted)."""
@@ -144,8 +142,12 @@ class Counters:
         """Events of ``key`` in the last ``window`` seconds."""
         now = time.monotonic()
         with self._lock:
-            events = self._events.get(key, ())
-            return sum(1 for t in events if t >= now - self.window)
+            events = self._events.get(key)
+            if not events:
+                return 0
+            while events and events[0] < now - self.window:
+                events.popleft()
+            return len(events)
 
     def record_latency(self, seconds: float) -> None:
         with self._lock:
@@ -212,6 +214,7 @@ class WhamNode(LifecycleNode):
         self._last_stamp: float | None = None
         self._last_marker = 0.0
         self._stale_age = 0.0
+        self._last_angvel = np.zeros(6)
         self._status = {}
         self.pipeline: HumanPipeline | None = None
         self._subs, self._pubs = [], {}
@@ -350,9 +353,11 @@ class WhamNode(LifecycleNode):
         ns = self.get_clock().now().nanoseconds
         return ns * 1e-9 if ns > 0 else None
 
-    def _from_future(self, stamp: float) -> bool:
-        now = self._now()
-        return now is not None and stamp - now > float(self.p("future_tolerance"))
+    def _ahead(self, stamp: float, now: float | None) -> float | None:
+        """How far (s) ``stamp`` is beyond ``future_tolerance`` ahead of ``now`` (None when it is not)."""
+        if now is None or stamp - now <= float(self.p("future_tolerance")):
+            return None
+        return stamp - now
 
     def _on_image(self, msg) -> None:
         self.stats.arrived("image")
@@ -376,9 +381,10 @@ class WhamNode(LifecycleNode):
         self.stats.arrived("imu")
         try:
             sample = imu_to_sample(msg)
-            if self._from_future(sample.stamp):
+            ahead = self._ahead(sample.stamp, self._now())
+            if ahead is not None:
                 self.stats.inc("imu_future_stamp")
-                self._status["last_imu_error"] = f"stamp {sample.stamp - self._now():.3g} s ahead of the node clock"
+                self._status["last_imu_future_stamp"] = f"{ahead:.3g} s ahead of the node clock"
                 return
             self._gyro.add(sample.stamp, sample.angular_velocity)
             self._imu_frame = sample.frame_id
@@ -387,13 +393,15 @@ class WhamNode(LifecycleNode):
             self._status["last_imu_error"] = str(exc)
 
     def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        now = None if static else self._now()          # static transforms hold at every time
         for tf in msg.transforms:
             t, r = tf.transform.translation, tf.transform.rotation
             stamp = stamp_to_sec(tf.header.stamp)
-            if not static and self._from_future(stamp):   # static transforms hold at every time
+            ahead = self._ahead(stamp, now)
+            if ahead is not None:
                 self.stats.inc("tf_future_stamp")
-                self._status["last_tf_error"] = (f"{tf.header.frame_id} -> {tf.child_frame_id} stamped "
-                                                 f"{stamp - self._now():.3g} s ahead of the node clock")
+                self._status["last_tf_future_stamp"] = (f"{tf.header.frame_id} -> {tf.child_frame_id} "
+                                                        f"{ahead:.3g} s ahead of the node clock")
                 continue
             try:
                 self._tf.set_transform(tf.header.frame_id, tf.child_frame_id, stamp, (t.x, t.y, t.z),
@@ -514,9 +522,10 @@ class WhamNode(LifecycleNode):
                 self._stale_age = age
                 self.get_logger().warning(f"image dropped: {stale_cause(age, max_age)}", throttle_duration_sec=10.0)
                 return
-            if self._from_future(stamp):
+            ahead = self._ahead(stamp, now)
+            if ahead is not None:
                 self.stats.inc("dropped_future_stamp")
-                self._status["last_image_error"] = f"stamp {-age:.3g} s ahead of the node clock"
+                self._status["last_image_future_stamp"] = f"{ahead:.3g} s ahead of the node clock"
                 return
         last = self._last_stamp
         if last is not None and stamp < last - float(self.p("time_jump_threshold")):
@@ -541,8 +550,9 @@ class WhamNode(LifecycleNode):
             return
         camera_frame = self.p("camera_frame") or msg.header.frame_id
         h, w = rgb.shape[:2]
-        cam = self._camera if self._camera is not None and (self._camera.width, self._camera.height) == (w, h) \
-            else None
+        cam = self._camera                  # read once: the CameraInfo callback may replace it meanwhile
+        if cam is not None and (cam.width, cam.height) != (w, h):
+            cam = None
         if cam is not None:
             since = self.stats.seconds_since("camera_info")
             self._status["camera_info"] = "ok" if since < STREAM_TIMEOUT else \
@@ -557,8 +567,7 @@ class WhamNode(LifecycleNode):
         except TransformLookupError as exc:
             self._status["world"] = f"per-person WHAM world (no TF: {exc})"
         cam_angvel = self._camera_rotation(camera_frame, last, stamp, rgb, cam)
-        rate = rate_from_angvel(cam_angvel).tolist()
-        self._status["camera angular velocity (rad/s)"] = " ".join(f"{w:.5f}" for w in rate)
+        self._last_angvel = cam_angvel
         people = self.pipeline.process(rgb, stamp, cam_angvel, focal=cam.focal if cam else None,
                                        principal=(cam.cx, cam.cy) if cam else None,
                                        world_from_camera=world_from_camera)
@@ -609,9 +618,11 @@ class WhamNode(LifecycleNode):
             value = str(status.get(key, "ok"))
             if not value.startswith(("ok", "TF", "gyro", "visual", "first", "static (requested)")):
                 problems.append((M.LEVEL_WARN, f"{key}: {value}"))
-        if s.counts.get("frame_errors", 0) and not s.counts.get("frames"):
-            problems.append((M.LEVEL_ERROR, f"every frame failed: {status.get('last_frame_error', '')}"))
         images, frames = s.recent("arrival:image"), s.recent("frames")
+        errors = s.recent("frame_errors")
+        if errors:
+            problems.append((M.LEVEL_WARN if frames else M.LEVEL_ERROR,
+                             f"{errors} frames failed, {frames} processed: {status.get('last_frame_error', '')}"))
         stale = s.recent("dropped_stale")
         if stale:
             level = M.LEVEL_ERROR if not frames else M.LEVEL_WARN
@@ -632,19 +643,17 @@ class WhamNode(LifecycleNode):
             if s.recent(event):
                 problems.append((M.LEVEL_WARN, f"{s.recent(event)} {what} stamped more than future_tolerance "
                                                f"({self.p('future_tolerance'):g} s) ahead of the node clock"))
+        # a rejected CameraInfo is already in the camera_info status above
         for event, what, why in (("bad_images", "images", "last_image_error"), ("bad_imu", "IMU samples",
-                                 "last_imu_error"), ("bad_camera_info", "CameraInfo", "camera_info_error"),
-                                 ("bad_tf", "TF transforms", "last_tf_error")):
+                                 "last_imu_error"), ("bad_tf", "TF transforms", "last_tf_error")):
             if s.recent(event):
-                detail = self._camera_error if event == "bad_camera_info" else status.get(why, "")
-                problems.append((M.LEVEL_WARN, f"{s.recent(event)} {what} rejected ({detail})"))
+                problems.append((M.LEVEL_WARN, f"{s.recent(event)} {what} rejected ({status.get(why, '')})"))
         if s.recent("wham_steps_skipped"):
             problems.append((M.LEVEL_WARN, f"{s.recent('wham_steps_skipped')} WHAM steps skipped "
                                            f"({status.get('last_wham_skip', '')})"))
-        for stream in ("imu", "camera_info"):
-            since = s.seconds_since(stream)
-            if s.ever(stream) and since > STREAM_TIMEOUT and s.recent("arrival:image"):
-                problems.append((M.LEVEL_WARN, f"{stream}: none for {since:.1f} s"))
+        since = s.seconds_since("imu")             # a stale CameraInfo is in the camera_info status above
+        if s.ever("imu") and since > STREAM_TIMEOUT and images:
+            problems.append((M.LEVEL_WARN, f"imu: none for {since:.1f} s"))
         return problems
 
     def _publish_diagnostics(self) -> None:
@@ -658,6 +667,7 @@ class WhamNode(LifecycleNode):
             "latency p50 (ms)": pct(0.5), "latency p95 (ms)": pct(0.95),
             "tracks": self.pipeline.active_tracks if self.pipeline else 0,
             "model device": f"{self.p('device')} ({self.p('precision')})",
+            "camera angular velocity (rad/s)": " ".join(f"{w:.5f}" for w in rate_from_angvel(self._last_angvel)),
             **{k: v for k, v in sorted(s.counts.items())}, **self._status,
         }
         problems = self._problems()

@@ -194,7 +194,7 @@ class StreamEngine:
             except InputError as exc:
                 result.skipped[tid] = str(exc)
         for tid, why in result.skipped.items():
-            log.warning("track %s: frame skipped: %s", tid, why)
+            log.debug("track %s: frame skipped: %s", tid, why)      # callers report it (the node: diagnostics)
         if ids:
             result.outputs = self._step_batch(ids, prepared)
         return result

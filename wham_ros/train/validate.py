@@ -69,11 +69,8 @@ def world_points(body_model: BodyModel, root: torch.Tensor, body_pose: torch.Ten
     return joints + place, verts[:, feet_ids] + place
 
 
-@torch.no_grad()
-def evaluate(net: WhamNetwork, sequences: list[ValSequence]) -> dict[str, float]:
-    """The metrics of :data:`METRICS` (mm; RTE in %; jitter in 10 m/s^3) over ``sequences``."""
-    was_training = net.training
-    net.eval()
+def _pooled(net: WhamNetwork, sequences: list[ValSequence]) -> dict[str, list[torch.Tensor]]:
+    """Each metric's per-frame values over ``sequences`` (the network in eval mode)."""
     feet_ids = metrics.foot_vertices(net.smpl.J_regressor_feet)
     pooled: dict[str, list[torch.Tensor]] = {k: [] for k in METRICS}
     for seq in sequences:
@@ -97,7 +94,18 @@ def evaluate(net: WhamNetwork, sequences: list[ValSequence]) -> dict[str, float]
         if T > 3:
             pooled["jitter"].append(metrics.jitter(pred_j))
         pooled["foot_sliding"].append(metrics.foot_sliding(pred_f, true_f))
-    net.train(was_training)
+    return pooled
+
+
+@torch.no_grad()
+def evaluate(net: WhamNetwork, sequences: list[ValSequence]) -> dict[str, float]:
+    """The metrics of :data:`METRICS` (mm; RTE in %; jitter in 10 m/s^3) over ``sequences``."""
+    was_training = net.training
+    net.eval()
+    try:
+        pooled = _pooled(net, sequences)
+    finally:
+        net.train(was_training)
     return {k: float(torch.cat(v).mean()) if v and sum(x.numel() for x in v) else float("nan")
             for k, v in pooled.items()}
 
