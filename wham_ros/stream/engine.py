@@ -277,7 +277,7 @@ class StreamEngine:
                 verts_cam=cpu(body.vertices[b]) if self.with_vertices else None, feet=cpu(feet_world[b]),
                 pose_root=cpu(root[b, 0]), vel_root=cpu(vel[b]), pose_root_refined=cpu(root_ref[b]),
                 vel_root_refined=cpu(vel_ref[b]), poses_root_world=cpu(out_R[b]), trans_world=cpu(out_t[b]),
-                feature_held=feats[b][2], residual=bool(feats[b][1]),
+                feature_held=feats[b][2], residual=bool(feats[b][1]) and net.integrator.enabled,
             )
             state.frames += 1
         return outputs
