@@ -19,3 +19,7 @@ class InputError(WhamError, ValueError):
 
 class MocapError(WhamError, ValueError):
     """A motion capture file (BVH, ASF, AMC) or a corpus is truncated, corrupt or of an unknown skeleton."""
+
+
+class FetchError(WhamError):
+    """An official file could not be downloaded, failed its checksum or format check, or could not be installed."""

@@ -67,3 +67,19 @@ def read_bag(path: str | Path, types: dict[str, type], topics: Iterable[str] | N
         conns = [c for c in reader.connections if c.msgtype in types and (wanted is None or c.topic in wanted)]
         for conn, t, raw in reader.messages(connections=conns):
             yield conn.topic, t, to_ros2(reader.deserialize(raw, conn.msgtype), types[conn.msgtype])
+
+
+def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
+    """topic -> (type name, message count) of every topic a bag declares, without reading its messages.
+
+    A ROS 1 topic recorded over several connections is counted once, with the messages of all of them.
+    """
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    out: dict[str, tuple[str, int]] = {}
+    with AnyReader([Path(path)], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+        for conn in reader.connections:
+            msgtype, count = out.get(conn.topic, (conn.msgtype, 0))
+            out[conn.topic] = (msgtype, count + conn.msgcount)
+    return out

@@ -15,6 +15,7 @@ says nothing. Every metric is a mean over frames pooled across sequences.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,22 +70,38 @@ def world_points(body_model: BodyModel, root: torch.Tensor, body_pose: torch.Ten
     return joints + place, verts[:, feet_ids] + place
 
 
-def _pooled(net: WhamNetwork, sequences: list[ValSequence]) -> dict[str, list[torch.Tensor]]:
-    """Each metric's per-frame values over ``sequences`` (the network in eval mode)."""
-    feet_ids = metrics.foot_vertices(net.smpl.J_regressor_feet)
+#: what a predictor returns for one sequence (batch of 1, T frames): kp3d (1, T, 31, 3) hip-centred camera-oriented
+#: joints, pose (1, T, 24, 6) 6D with the camera-frame root, poses_root_world (1, T, 3, 3), betas (1, T, 10),
+#: trans_world (1, T, 3) the hip path in the world; :func:`train_forward` returns them among its outputs
+Predictor = Callable[[Stage1Batch], dict[str, torch.Tensor]]
+
+
+def network_predictor(net: WhamNetwork) -> Predictor:
+    """The network's own predictions: the stage-1 training forward (no features) on the sequence's inputs."""
+    return lambda b: train_forward(net, **b.inputs())
+
+
+def pooled_metrics(body_model: BodyModel, predict: Predictor, sequences: list[ValSequence]
+                   ) -> dict[str, list[torch.Tensor]]:
+    """Each metric's per-frame values over ``sequences`` for the predictions of ``predict``.
+
+    The predictions and the ground truth are posed on ``body_model`` (the network's ``smpl``), so any
+    predictor, learnt or not, is measured by the same code.
+    """
+    feet_ids = metrics.foot_vertices(body_model.J_regressor_feet)
     pooled: dict[str, list[torch.Tensor]] = {k: [] for k in METRICS}
     for seq in sequences:
         b = seq.batch
-        out = train_forward(net, **b.inputs())
+        out = predict(b)
         T = b.x.shape[1]
         pred_local, true_local = out["kp3d"][0, :, COMMON], b.kp3d[0, :, COMMON]
         pooled["mpjpe"].append(metrics.mpjpe(pred_local, true_local, COMMON_HIPS))
         pooled["pa_mpjpe"].append(metrics.pa_mpjpe(pred_local, true_local))
         pose = rot6d_to_matrix(out["pose"][0].reshape(T, 24, 6))
-        pred_j, pred_f = world_points(net.smpl, out["poses_root_world"][0], pose[:, 1:], out["betas"][0],
+        pred_j, pred_f = world_points(body_model, out["poses_root_world"][0], pose[:, 1:], out["betas"][0],
                                       out["trans_world"][0], feet_ids)
         true_pose = rot6d_to_matrix(b.pose[0])
-        true_j, true_f = world_points(net.smpl, rot6d_to_matrix(b.pose_root[0]), true_pose[:, 1:], b.betas[0],
+        true_j, true_f = world_points(body_model, rot6d_to_matrix(b.pose_root[0]), true_pose[:, 1:], b.betas[0],
                                       b.trans_world[0], feet_ids)
         pooled["w_mpjpe100"].append(metrics.world_mpjpe(pred_j, true_j, 2))
         pooled["wa_mpjpe100"].append(metrics.world_mpjpe(pred_j, true_j, None))
@@ -97,23 +114,31 @@ def _pooled(net: WhamNetwork, sequences: list[ValSequence]) -> dict[str, list[to
     return pooled
 
 
+def pooled_means(pooled: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    """Each metric's mean over its frames pooled across sequences (NaN where it has none)."""
+    return {k: float(torch.cat(v).mean()) if v and sum(x.numel() for x in v) else float("nan")
+            for k, v in pooled.items()}
+
+
 @torch.no_grad()
 def evaluate(net: WhamNetwork, sequences: list[ValSequence]) -> dict[str, float]:
     """The metrics of :data:`METRICS` (mm; RTE in %; jitter in 10 m/s^3) over ``sequences``."""
     was_training = net.training
     net.eval()
     try:
-        pooled = _pooled(net, sequences)
+        pooled = pooled_metrics(net.smpl, network_predictor(net), sequences)
     finally:
         net.train(was_training)
-    return {k: float(torch.cat(v).mean()) if v and sum(x.numel() for x in v) else float("nan")
-            for k, v in pooled.items()}
+    return pooled_means(pooled)
+
+
+#: display name and unit of each metric of :data:`METRICS`
+NAMES = {"mpjpe": ("MPJPE", "mm"), "pa_mpjpe": ("PA-MPJPE", "mm"), "w_mpjpe100": ("W-MPJPE100", "mm"),
+         "wa_mpjpe100": ("WA-MPJPE100", "mm"), "rte": ("RTE", "%"), "jitter": ("jitter", "10 m/s^3"),
+         "foot_sliding": ("foot sliding", "mm")}
 
 
 def summary(values: dict[str, float]) -> str:
     """One line: 'PA-MPJPE 61.2 mm, ...'."""
-    names = {"mpjpe": ("MPJPE", "mm"), "pa_mpjpe": ("PA-MPJPE", "mm"), "w_mpjpe100": ("W-MPJPE100", "mm"),
-             "wa_mpjpe100": ("WA-MPJPE100", "mm"), "rte": ("RTE", "%"), "jitter": ("jitter", "10 m/s^3"),
-             "foot_sliding": ("foot sliding", "mm")}
-    return ", ".join(f"{names[k][0]} {v:.1f} {names[k][1]}" if np.isfinite(v) else f"{names[k][0]} -"
+    return ", ".join(f"{NAMES[k][0]} {v:.1f} {NAMES[k][1]}" if np.isfinite(v) else f"{NAMES[k][0]} -"
                      for k, v in values.items())
