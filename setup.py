@@ -12,6 +12,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["wham_ros", "wham_ros.*"]),
+    # the embedded model (CC BY-SA 3.0, see its LICENSE.md) ships inside the package
+    package_data={"wham_ros.model.embedded": ["*.pth.tar", "LICENSE.md"]},
     install_requires=[
         # torch is not pinned here: install the CPU wheel first (pip install torch==2.13.0),
         # otherwise pip may pull a multi-GB CUDA build.

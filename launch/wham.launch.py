@@ -1,8 +1,10 @@
 """Start wham_node (a lifecycle node that configures and activates itself) and, optionally, RViz.
 
-    ros2 launch wham_ros wham.launch.py checkpoint:=/path/wham_vit_bedlam_w_3dpw.pth.tar \
-        body_model_dir:=/path/body_models image:=/camera/color/image_raw \
+    ros2 launch wham_ros wham.launch.py image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info imu:=/camera/imu rviz:=true
+
+runs the embedded model and the free body (nothing to download); add checkpoint:=/path/wham_vit_w_3dpw_aug.pth.tar
+body_model_dir:=/path/body_models for the official files.
 """
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
@@ -15,7 +17,7 @@ from launch import LaunchDescription
 ARGUMENTS = (
     ("params_file", PathJoinSubstitution([FindPackageShare("wham_ros"), "config", "wham.yaml"]),
      "YAML file with the node's parameters"),
-    ("checkpoint", "", "WHAM checkpoint (.pth.tar); overrides params_file when given"),
+    ("checkpoint", "", "WHAM checkpoint (.pth.tar); overrides params_file when given (empty: the embedded model)"),
     ("body_model_dir", "", "body model folder (smpl/SMPL_NEUTRAL.pkl + J_regressor_*.npy); overrides params_file"),
     ("image", "image", "input image topic (sensor_msgs/Image; <image>/compressed with use_compressed)"),
     ("camera_info", "camera_info", "input sensor_msgs/CameraInfo topic"),

@@ -321,17 +321,20 @@ def test_a_decompression_bomb_is_a_bad_image_not_a_stall(node):
 def test_skipped_wham_steps_are_counted_and_warned(ros_context, models):
     """In process, on the real rclpy: a WHAM step the engine skips shows as a counter and a WARN."""
     from wham_ros.ros.node import WhamNode
+    from wham_ros.session import CameraSession
 
     node = WhamNode()
     try:
         class Skipping:
             last_skipped: typing.ClassVar = {7: "focal contains NaN or inf"}
             active_tracks = 1
+            use_camera_intrinsics = True
 
             def process(self, *args, **kwargs):
                 return []
 
         node.pipeline = Skipping()
+        node.session = CameraSession(node.pipeline, count=node.stats.inc, warn=node._warn, status=node._status)
         node._publish = lambda *args: None
         now = node.get_clock().now().to_msg()
         msg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", frames(1)[0])[1].tobytes())

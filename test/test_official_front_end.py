@@ -152,7 +152,7 @@ def test_people_too_small_to_crop_get_no_feature(synthetic_net):
 
 def test_the_node_front_end_choice_fails_clearly_without_usable_weights(tmp_path):
     require_module("rclpy", "ROS 2 (rclpy)")
-    from wham_ros.ros.node import make_estimator, make_feature_extractor
+    from wham_ros.factory import make_estimator, make_feature_extractor
     from wham_ros.ros.params import BY_NAME
 
     params = {p: BY_NAME[p].default for p in BY_NAME} | {"front_end": "official"}

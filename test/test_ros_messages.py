@@ -89,3 +89,48 @@ def test_tf_message_scaffolding_is_wire_identical_to_tf2_msgs():
     with open(os.path.join(share, "msg", "TFMessage.json")) as fh:
         hashes = [h["hash_string"] for h in json.load(fh)["type_hashes"] if h["type_name"] == "tf2_msgs/msg/TFMessage"]
     assert hashes == ["RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087"]
+
+
+def test_frame_messages_match_what_the_node_builds(synthetic_net):
+    """frame_messages = the node's per-image building blocks, in its order, for every output switch (compared
+    as messages: CDR padding bytes are not initialised, so serialised bytes may differ)."""
+    from std_msgs.msg import Header
+    from test_pipeline import ScriptedPeople
+
+    from wham_ros.perception.tracker import Tracker
+    from wham_ros.pipeline import HumanPipeline
+    from wham_ros.ros import messages as M
+
+    # two people tracked from frame 0; a third appears in frame 3 and is still tentative (no output) in frame 3
+    hidden = {(t, 2) for t in range(3)}
+    pipe = HumanPipeline(synthetic_net, ScriptedPeople([(150, 240), (450, 240), (300, 200)], hidden=hidden),
+                         Tracker(birth_frames=2))
+    for t in range(4):
+        people = pipe.process(np.zeros((480, 640, 3), np.uint8), t / 30, np.zeros(6))
+    assert sorted(p.output is not None for p in people) == [False, True, True]
+    body_model = synthetic_net.smpl
+    faces = M.decimated_faces(body_model.faces_tensor.numpy(), 500)
+    for anchored in (False, True):
+        header = Header(frame_id="odom" if anchored else "")
+        header.stamp.sec, header.stamp.nanosec = 12, 345
+        for mesh, markers, tf in ((True, True, True), (False, False, False), (False, True, False)):
+            got = M.frame_messages(people, header, "cam_optical", "odom", anchored, body_model, faces,
+                                   mesh=mesh, markers=markers, tf=tf, marker_lifetime=0.25)
+            humans, transforms, marker_list = [], [], []
+            for person in people:
+                verts = M.world_vertices(body_model, person) if person.output is not None else None
+                humans.append(M.human_message(person, "odom", anchored, verts if mesh else None))
+                if person.output is not None:
+                    frame = M.person_world_frame(person, "odom", anchored)
+                    transforms.append(M.body_transform(person, header, frame))
+                    marker_list += M.person_markers(person, header, frame, verts, faces, lifetime=0.25)
+            assert got.humans == M.human_array(header, "cam_optical", humans)
+            assert (got.tf is None) == (not tf) and (got.markers is None) == (not markers)
+            if tf:
+                assert got.tf == M.TFMessage(transforms=transforms)
+                assert [t.child_frame_id for t in got.tf.transforms] == ["body_1", "body_2"]
+            if markers:
+                assert got.markers == M.marker_array(marker_list)
+                assert [m.lifetime.nanosec for m in got.markers.markers] == [250_000_000] * 4
+            assert all(len(h.vertices_world) == (3 * body_model.num_vertices if mesh and h.id else 0)
+                       for h in got.humans.humans)

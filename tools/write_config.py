@@ -22,8 +22,8 @@ def _bounds(p) -> str:
 
 def render() -> str:
     lines = ["# wham_node parameters, generated from wham_ros/ros/params.py by tools/write_config.py.",
-             "# checkpoint is required (the official files are licence-restricted, never shipped); an empty",
-             "# body_model_dir uses the free body model built by install.sh.",
+             "# An empty checkpoint runs the embedded model wham_ros ships, an empty body_model_dir the free body",
+             "# model install.sh builds: nothing to download. The official files: see wham-ros fetch-official.",
              "/**:", "  ros__parameters:"]
     for p in PARAMS:
         v = p.default

@@ -1,11 +1,12 @@
 """``wham-ros`` command line.
 
-``wham-ros selftest`` is the main job on embedded defaults: it needs no downloads.
-It checks the core against the official WHAM reference outputs when the parity
-fixtures are present, then runs the online engine on a synthetic multi-person
-stream (tracks joining and leaving) with generated weights on the free body model
-(or a generated test body where the free body is not built), checks it against the
-batch entry point, and prints per-frame timings.
+``wham-ros run INPUT`` is the main job: a video, image folder or bag through the node's pipeline on the
+embedded defaults (front end, model and body: nothing to download), giving an overlay video, a
+trajectory plot, results.mcap and per-person npz files. ``wham-ros selftest`` checks the core against
+the official WHAM reference outputs when the parity fixtures are present, then runs the online engine
+with the embedded model on a synthetic multi-person stream (tracks joining and leaving) against the
+batch entry point, and prints per-frame timings. ``train`` / ``export-model`` make a model,
+``fetch-official`` installs the official files.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import time
 
 import torch
 
+from wham_ros.errors import WhamError
 from wham_ros.model.free_body.command import add_arguments as add_free_body_arguments
 
 
@@ -84,8 +86,15 @@ def _synthetic_stream(frames: int, seed: int, body_model: str = "") -> bool:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = _body_model_for_selftest(body_model, tmp)
-        net = build_network(make_test_state_dict(seed), folder)
-    print(f"  body model: {folder} ({net.smpl.num_vertices} vertices)")
+        try:        # the embedded model on the body it was trained for
+            net = build_network("", folder) if folder == _default_body_dir() else None
+            weights = "the embedded model"
+        except WhamError as exc:
+            print(f"  ({exc}; using generated weights)")
+            net = None
+        if net is None:
+            net, weights = build_network(make_test_state_dict(seed), folder), "generated weights"
+    print(f"  body model: {folder} ({net.smpl.num_vertices} vertices); network: {weights} ({net.config})")
     spans = {1: (0, frames), 2: (frames // 4, frames), 3: (frames // 3, 2 * frames // 3)}
     data = {tid: make_track_inputs(b - a, seed + tid, box_x=0.1 * tid - 0.2) for tid, (a, b) in spans.items()}
     engine = StreamEngine(net)
@@ -136,7 +145,7 @@ def selftest(args: argparse.Namespace) -> int:
         ok &= _parity(parity)
     else:
         print(f"official WHAM parity: skipped (no fixtures at {os.path.abspath(parity)}; use --parity DIR)")
-    print(f"online engine on a synthetic stream ({args.frames} frames, generated weights):")
+    print(f"online engine on a synthetic stream ({args.frames} frames):")
     ok &= _synthetic_stream(args.frames, args.seed, args.body_model)
     print("selftest", "PASSED" if ok else "FAILED")
     return 0 if ok else 1
@@ -268,6 +277,48 @@ def train(args: argparse.Namespace) -> int:
     return 0 if finished else TRAIN_PAUSED
 
 
+def export_model(args: argparse.Namespace) -> int:
+    from wham_ros.train.export import export_model as export
+
+    report = export(args.run, args.out, fp16=not args.fp32, tolerance=args.tolerance)
+    for key, err in report.relative_error.items():
+        print(f"  {key}: fp16 vs fp32 relative difference {100 * err:.3f} %")
+    for key, value in report.metrics_stored.items():
+        print(f"  held-out {key}: {report.metrics_fp32[key]:.2f} (fp32) -> {value:.2f} (stored)")
+    print(f"export-model: {report.path}, {report.dtype}, {report.size_bytes / 1e6:.1f} MB")
+    return 0
+
+
+def run_recording(args: argparse.Namespace) -> int:
+    from wham_ros.errors import WhamError
+    from wham_ros.factory import OFFICIAL_PARAMS
+    from wham_ros.offline.run import RunOptions, params_from_args, run
+
+    try:
+        pairs = dict(item.split("=", 1) for item in args.param)
+    except ValueError:
+        print("run: --param takes NAME=VALUE", file=sys.stderr)
+        return 2
+    given = {"checkpoint": args.checkpoint, "body_model_dir": args.body_model, "front_end": args.front_end,
+             "camera_rotation": args.camera_rotation, "torch_threads": args.threads}
+    if args.official:
+        given.update({name: "official" for name in OFFICIAL_PARAMS}, front_end="official")
+    out = args.out or os.path.join("wham_out", os.path.splitext(os.path.basename(os.path.normpath(args.input)))[0])
+    try:
+        params = params_from_args({**{k: v for k, v in given.items() if v is not None}, **pairs})
+        opts = RunOptions(params=params, overlay=not args.no_overlay, side_panel=not args.no_side_panel,
+                          bag=not args.no_bag, camera_images=args.camera_images, image_topic=args.image_topic,
+                          camera_info_topic=args.camera_info_topic, imu_topic=args.imu_topic,
+                          gyro_csv=args.gyro_csv, gyro_axes=args.gyro_axes, fps=args.fps,
+                          max_frames=args.max_frames, progress=not args.quiet)
+        summary = run(args.input, out, opts)
+    except WhamError as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return 1
+    print(summary.table())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wham-ros", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -310,6 +361,46 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: the config's optim.threads)")
     p.add_argument("--device", help="cpu, cuda, ... (default: the config's optim.device)")
     p.set_defaults(func=train)
+    p = sub.add_parser("run", help="a video, image folder or bag through the node's pipeline: overlay video, "
+                                   "trajectories, results.mcap, per-person npz")
+    p.add_argument("input", help="video file, folder of images, rosbag2 (folder, .mcap, .db3) or ROS 1 .bag")
+    p.add_argument("--out", help="output folder (default: wham_out/<input name>)")
+    p.add_argument("--checkpoint", help="WHAM checkpoint (default: the embedded model; 'official': the one "
+                                        "fetch-official installed)")
+    p.add_argument("--official", action="store_true", help="every file fetch-official installed: WHAM, SMPL, "
+                                                          "YOLOv8x + ViTPose-H, HMR2.0")
+    p.add_argument("--body-model", help="body model folder (default: the free body)")
+    p.add_argument("--front-end", choices=("embedded", "official"), help="person/keypoint front end")
+    p.add_argument("--camera-rotation", choices=("auto", "gyro", "tf", "visual", "static"),
+                   help="camera rotation source (default auto: gyro, TF, visual, static)")
+    p.add_argument("--image-topic", help="bags: image or compressed image topic (default: found)")
+    p.add_argument("--camera-info-topic", help="bags: CameraInfo topic (default: found)")
+    p.add_argument("--imu-topic", help="bags: IMU topic (default: found)")
+    p.add_argument("--gyro-csv", help="videos: gyro CSV (t_us,g0,g1,g2 or t,x,y,z), or 'telemetry' for a GoPro "
+                                      "track")
+    p.add_argument("--gyro-axes", help="videos: gyro axes in the camera optical frame, a rotation (e.g. 'gopro', "
+                                       "'-x,y,-z')")
+    p.add_argument("--fps", type=float, help="image folders: frame rate (default 30); videos: replaces the "
+                                         "container's timestamps with frame / fps")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (node parameter torch_threads)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="any node parameter (config/wham.yaml), e.g. --param pose_tiles=1")
+    p.add_argument("--no-overlay", action="store_true", help="no overlay.mp4 (fastest)")
+    p.add_argument("--no-side-panel", action="store_true", help="overlay without the top-view panel")
+    p.add_argument("--no-bag", action="store_true", help="no results.mcap")
+    p.add_argument("--camera-images", action="store_true", help="store the input frames in results.mcap too")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_recording)
+    from wham_ros import fetch
+
+    fetch.add_parser(sub)
+    p = sub.add_parser("export-model", help="a training run's weights -> a shippable file (fp16 if within 1 %%)")
+    p.add_argument("run", help="training run folder (or its model.pth.tar)")
+    p.add_argument("out", help="file to write (e.g. wham_ros/model/embedded/wham_ros_embedded.pth.tar)")
+    p.add_argument("--fp32", action="store_true", help="store fp32 weights without trying fp16")
+    p.add_argument("--tolerance", type=float, default=0.01, help="largest relative output change for fp16")
+    p.set_defaults(func=export_model)
     args = parser.parse_args(argv)
     return args.func(args)
 

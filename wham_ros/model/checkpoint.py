@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from wham_ros.errors import CheckpointError
-from wham_ros.model.body_model import load_body_model
+from wham_ros.model.body_model import BodyModel, load_body_model
+from wham_ros.model.embedded import resolve_checkpoint
 from wham_ros.model.network import NetworkConfig, WhamNetwork
 from wham_ros.model.precision import set_precision
 from wham_ros.weights import check_state_dict, listing, read_file
@@ -123,15 +124,31 @@ def build_network(checkpoint: str | Mapping[str, torch.Tensor], body_model_dir: 
                   device: str | torch.device = "cpu", precision: str = "fp32") -> WhamNetwork:
     """Body model from ``body_model_dir`` + WHAM weights from ``checkpoint``, in eval mode on ``device``.
 
+    ``checkpoint`` empty is the embedded model (:mod:`wham_ros.model.embedded`).
+
     The network has the width and depth saved in the checkpoint (official checkpoints: the
     official ones). ``precision``: ``fp32`` (exact) or ``fp16`` step weights (see
     ``wham_ros.model.precision``).
     """
+    if isinstance(checkpoint, str):
+        checkpoint = resolve_checkpoint(checkpoint)
     source = checkpoint if isinstance(checkpoint, str) else "state_dict"
     ckpt = read_file(checkpoint) if isinstance(checkpoint, str) else checkpoint
     config = network_config(ckpt, source)
     body_model = load_body_model(body_model_dir)
+    _check_trained_body(ckpt, body_model, source)
     with torch.device("meta"):          # no memory or time spent on random initial weights
         net = WhamNetwork(body_model, config)
     load_checkpoint(net, ckpt, source)
     return set_precision(net.to(device).eval(), precision)
+
+
+def _check_trained_body(ckpt: object, body_model: BodyModel, source: str) -> None:
+    """Warn when a network trained here runs on a body other than the one it was trained on: its shape
+    coefficients (betas) then mean other shapes, and its mesh has another size."""
+    trained = ckpt.get("body_model") if isinstance(ckpt, Mapping) else None
+    if not isinstance(trained, Mapping) or "vertices" not in trained:
+        return
+    if int(trained["vertices"]) != body_model.num_vertices:
+        log.warning("%s was trained on a body model with %s vertices, not this one (%d): its betas describe "
+                    "shapes of that body", source, trained["vertices"], body_model.num_vertices)

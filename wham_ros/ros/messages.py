@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import array
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, Pose, TransformStamped
 from std_msgs.msg import ColorRGBA, Header
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
 from wham_ros.geometry.frames import rotation_to_quaternion_xyzw
 from wham_ros.geometry.rotations import matrix_to_axis_angle
 from wham_ros.msg import Human, HumanArray
+from wham_ros.offline.render import track_colour
 from wham_ros.pipeline import PersonResult
 
 #: parent of each of the 31 WHAM joints for skeleton lines (COCO-17 part; -1 = none)
@@ -106,9 +109,9 @@ def body_transform(person: PersonResult, header: Header, parent: str) -> Transfo
 
 
 def _colour(track_id: int) -> ColorRGBA:
-    hue = (track_id * 0.618034) % 1.0
-    rgb = np.clip(np.abs(np.array([hue * 6 - 3, 2 - hue * 6 % 6, 4 - hue * 6 % 6])) - 1, 0, 1)
-    return ColorRGBA(r=float(0.3 + 0.7 * rgb[0]), g=float(0.3 + 0.7 * rgb[1]), b=float(0.3 + 0.7 * rgb[2]), a=1.0)
+    # the palette of the overlay video and the trajectory plot, so a person has one colour everywhere
+    r, g, b = track_colour(track_id)
+    return ColorRGBA(r=r, g=g, b=b, a=1.0)
 
 
 def _points(xyz: np.ndarray) -> list[Point]:
@@ -153,6 +156,46 @@ def decimated_faces(faces: np.ndarray, count: int) -> np.ndarray:
     if count >= len(faces):
         return faces
     return faces[np.linspace(0, len(faces) - 1, count).round().astype(np.int64)]
+
+
+@dataclass
+class FrameMessages:
+    """Everything the node publishes for one image (besides diagnostics and ROS4HRI ids).
+
+    humans: the HumanArray (always, possibly without people); tf: body_<id> transforms, None when no
+    person has an estimate (or TF output is off); markers: mesh and skeleton markers, None unless
+    requested (an empty array when requested but nobody has an estimate, which lets markers expire).
+    """
+
+    humans: HumanArray
+    tf: TFMessage | None
+    markers: MarkerArray | None
+
+
+def frame_messages(people: list[PersonResult], header: Header, camera_frame: str, world_frame: str, anchored: bool,
+                   body_model, faces: np.ndarray, *, mesh: bool, markers: bool, tf: bool,
+                   marker_lifetime: float = 0.5) -> FrameMessages:
+    """The messages of one image's people, as the node builds them.
+
+    header: stamp = the image's stamp, frame_id = ``world_frame`` when ``anchored`` (TF world -> camera
+    known at that stamp) else "" (each person's own ``wham_world_<id>``). body_model: the pipeline's
+    (``net.smpl``), posed for meshes; faces (F, 3): the marker triangles (``decimated_faces``).
+    mesh: fill ``vertices_world`` (V x 3 floats, metres, world frame); markers / tf: build those messages.
+    """
+    humans, transforms, marker_list = [], [], []
+    for person in people:
+        verts = world_vertices(body_model, person) if person.output is not None and (mesh or markers) else None
+        humans.append(human_message(person, world_frame, anchored, verts if mesh else None))
+        if person.output is None:
+            continue
+        frame = person_world_frame(person, world_frame, anchored)
+        if tf:
+            transforms.append(body_transform(person, header, frame))
+        if markers:
+            marker_list += person_markers(person, header, frame, verts, faces, lifetime=marker_lifetime)
+    return FrameMessages(human_array(header, camera_frame, humans),
+                         TFMessage(transforms=transforms) if transforms else None,
+                         marker_array(marker_list) if markers else None)
 
 
 def diagnostics(header: Header, name: str, level: int, message: str, values: dict[str, object]) -> DiagnosticArray:

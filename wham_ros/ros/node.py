@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 import rclpy
@@ -40,18 +39,12 @@ from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from wham_ros.errors import WhamError
-from wham_ros.geometry.camera_motion import GyroIntegrator, angvel_from_delta, rate_from_angvel
-from wham_ros.geometry.tf_buffer import TransformBuffer, TransformLookupError
-from wham_ros.geometry.visual_rotation import DISTORTION_MODELS, VisualRotationEstimator
-from wham_ros.model import build_network
+from wham_ros.factory import make_pipeline, session_config
+from wham_ros.geometry.camera_motion import rate_from_angvel
 from wham_ros.msg import HumanArray, MeshTopology
-from wham_ros.perception.base import PoseEstimator
-from wham_ros.perception.hmr2 import HMR2Estimator
-from wham_ros.perception.tracker import Tracker
-from wham_ros.pipeline import TRAIN_FPS, HumanPipeline
+from wham_ros.pipeline import HumanPipeline
 from wham_ros.ros import messages as M
 from wham_ros.ros.convert import (
-    CameraModel,
     ConversionError,
     camera_info_to_model,
     compressed_to_rgb,
@@ -60,37 +53,12 @@ from wham_ros.ros.convert import (
     stamp_to_sec,
 )
 from wham_ros.ros.params import BY_NAME, PARAMS
-from wham_ros.stream.inputs import official_focal
+from wham_ros.session import CameraSession, SessionConfig
 
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def make_estimator(param: Callable[[str], object]) -> PoseEstimator:
-    """The front end the parameters ask for (``param(name)`` reads one)."""
-    kind = param("front_end")
-    if kind == "embedded":
-        from wham_ros.perception.mediapipe_pose import MediaPipePose
-
-        return MediaPipePose(max_people=int(param("max_tracks")), tiles=int(param("pose_tiles")))
-    if kind == "official":
-        if not param("yolo_checkpoint") or not param("vitpose_checkpoint"):
-            raise WhamError("front_end 'official' needs the parameters 'yolo_checkpoint' and 'vitpose_checkpoint'")
-        from wham_ros.perception.official import OfficialFrontEnd
-
-        return OfficialFrontEnd.from_checkpoints(
-            param("yolo_checkpoint"), param("vitpose_checkpoint"), device=param("device"),
-            detector_conf=float(param("detector_confidence")), flip_test=bool(param("vitpose_flip_test")),
-            max_people=int(param("max_tracks")))
-    raise WhamError(f"front_end {kind!r} is unknown (use 'embedded' or 'official')")
-
-
-def make_feature_extractor(param: Callable[[str], object]) -> HMR2Estimator | None:
-    """HMR2.0 from ``hmr2_checkpoint`` (any front end), or None: WHAM then runs without image features."""
-    path = param("hmr2_checkpoint")
-    return HMR2Estimator.from_checkpoint(path, param("device")) if path else None
 
 
 #: seconds of history behind input rates and the recent-event checks of the diagnostics
@@ -203,18 +171,9 @@ class WhamNode(LifecycleNode):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._camera = None
-        self._camera_error = ""
-        self._visual: VisualRotationEstimator | None = None
-        self._visual_key: tuple = ()
-        self._last_boxes = np.zeros((0, 4))
-        self._gyro = GyroIntegrator()
-        self._imu_frame = ""
-        self._tf = TransformBuffer()
-        self._last_stamp: float | None = None
+        self.session: CameraSession | None = None
         self._last_marker = 0.0
         self._stale_age = 0.0
-        self._last_angvel = np.zeros(6)
         self._status = {}
         self.pipeline: HumanPipeline | None = None
         self._subs, self._pubs = [], {}
@@ -245,30 +204,16 @@ class WhamNode(LifecycleNode):
             checked = self._check_choices([self.get_parameter(p.name) for p in PARAMS])
             if not checked.successful:
                 raise WhamError(f"parameter {checked.reason}")
-            if not self.p("checkpoint"):
-                raise WhamError("parameter 'checkpoint' is required")
             torch.set_num_threads(int(self.p("torch_threads")))
-            net = build_network(self.p("checkpoint"), self.p("body_model_dir"), device=self.p("device"),
-                                precision=self.p("precision"))
-            estimator = make_estimator(self.p)
-            warm_up = getattr(estimator, "warm_up", None)
-            if callable(warm_up):      # set-up costs (MediaPipe: 1-3 s) belong here, not on the first image
-                warm_up()
-            features = make_feature_extractor(self.p)
+            self.pipeline = make_pipeline(self.p)
         except Exception as exc:  # rclpy would turn anything else into a silent ERROR transition
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return TransitionCallbackReturn.FAILURE
-        missed = int(self.p("max_missed_frames"))
-        tracker = Tracker(birth_frames=int(self.p("birth_frames")), max_missed=missed,
-                          max_lost_time=missed / TRAIN_FPS, max_tracks=int(self.p("max_tracks")))
-        self.pipeline = HumanPipeline(net, estimator, tracker, box_window=int(self.p("box_window")),
-                                      use_camera_intrinsics=bool(self.p("use_camera_info_intrinsics")),
-                                      flip_eval=bool(self.p("flip_eval")),
-                                      smooth_keypoints=bool(self.p("keypoint_smoothing")), features=features)
+        net = self.pipeline.net
         faces = net.smpl.faces_tensor.cpu().numpy()
         self._faces = M.decimated_faces(faces, int(self.p("marker_faces")))
-        self._gyro = GyroIntegrator(max_gap=float(self.p("imu_max_gap")))
-        self._tf = TransformBuffer(tolerance=float(self.p("tf_tolerance")))
+        self.session = CameraSession(self.pipeline, self._session_config(), count=self.stats.inc, warn=self._warn,
+                                     wait_for_imu=self._wait_for_imu, status=self._status)
         self._pubs = {
             "humans": self.create_lifecycle_publisher(HumanArray, "humans", 10),
             "markers": self.create_lifecycle_publisher(MarkerArray, "humans/markers", 2),
@@ -285,7 +230,9 @@ class WhamNode(LifecycleNode):
         self._mesh_msg = MeshTopology(num_vertices=int(net.smpl.num_vertices),
                                       faces=faces.reshape(-1).astype(np.uint32).tolist())
         self._diag_timer = self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics)
-        self.get_logger().info(f"configured: {estimator.name}, model on {self.p('device')} ({self.p('precision')})")
+        model = self.p("checkpoint") or "the embedded model"
+        self.get_logger().info(f"configured: {self.pipeline.estimator.name}, {model} on {self.p('device')} "
+                               f"({self.p('precision')})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -345,7 +292,7 @@ class WhamNode(LifecycleNode):
             self._diag_timer = None
         if self.pipeline is not None:
             self.pipeline.estimator.reset()
-        self.pipeline = None
+        self.pipeline = self.session = None
 
     # ------------------------------------------------------------------ callbacks (never block)
     def _now(self) -> float | None:
@@ -370,11 +317,10 @@ class WhamNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.stats.arrived("camera_info")
         try:
-            self._camera = camera_info_to_model(msg, int(self.p("max_image_pixels")))
-            self._camera_error = ""
+            self.session.set_camera(camera_info_to_model(msg, int(self.p("max_image_pixels"))))
         except ConversionError as exc:
             self.stats.inc("bad_camera_info")
-            self._camera, self._camera_error = None, str(exc)
+            self.session.set_camera(None, str(exc))
             self.get_logger().warning(f"CameraInfo rejected: {exc}", throttle_duration_sec=10.0)
 
     def _on_imu(self, msg: Imu) -> None:
@@ -386,8 +332,7 @@ class WhamNode(LifecycleNode):
                 self.stats.inc("imu_future_stamp")
                 self._status["last_imu_future_stamp"] = f"{ahead:.3g} s ahead of the node clock"
                 return
-            self._gyro.add(sample.stamp, sample.angular_velocity)
-            self._imu_frame = sample.frame_id
+            self.session.add_imu(sample.stamp, sample.angular_velocity, sample.frame_id)
         except (ConversionError, ValueError) as exc:
             self.stats.inc("bad_imu")
             self._status["last_imu_error"] = str(exc)
@@ -404,8 +349,8 @@ class WhamNode(LifecycleNode):
                                                         f"{ahead:.3g} s ahead of the node clock")
                 continue
             try:
-                self._tf.set_transform(tf.header.frame_id, tf.child_frame_id, stamp, (t.x, t.y, t.z),
-                                       (r.x, r.y, r.z, r.w), static=static)
+                self.session.set_transform(tf.header.frame_id, tf.child_frame_id, stamp, (t.x, t.y, t.z),
+                                           (r.x, r.y, r.z, r.w), static=static)
             except ValueError as exc:
                 self.stats.inc("bad_tf")
                 self._status["last_tf_error"] = str(exc)
@@ -426,89 +371,23 @@ class WhamNode(LifecycleNode):
                 self._status["last_frame_error"] = f"{type(exc).__name__}: {exc}"
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}")
 
-    def _camera_rotation(self, camera_frame: str, prev: float | None, stamp: float, rgb: np.ndarray,
-                         cam: CameraModel | None) -> np.ndarray:
-        """cam_angvel for (prev, stamp) from the sources ``camera_rotation`` allows, in priority order:
-        gyro, TF world->camera orientations, the visual estimate; zeros (a static camera) when none has it."""
-        mode = self.p("camera_rotation")
-        notes = []
-        if prev is not None and mode in ("auto", "gyro"):
-            angvel, note = self._gyro_rotation(camera_frame, prev, stamp)
-            if angvel is not None:
-                return self._rotation_from("gyro", angvel)
-            notes.append(f"gyro: {note}")
-        if prev is not None and mode in ("auto", "tf"):
-            try:
-                a = self._tf.lookup(self.p("world_frame"), camera_frame, prev).R
-                b = self._tf.lookup(self.p("world_frame"), camera_frame, stamp).R
-            except TransformLookupError as exc:
-                notes.append(f"TF: {exc}")
-            else:
-                return self._rotation_from("TF", angvel_from_delta(torch.as_tensor(a.T @ b), stamp - prev).numpy(),
-                                           notes)
-        if mode in ("auto", "visual"):
-            angvel, note = self._visual_rotation(rgb, stamp, cam)
-            if angvel is not None:
-                return self._rotation_from("visual", angvel, notes)
-            notes.append(f"visual: {note}")
-        if prev is None:
-            self._status["camera_rotation"] = "first frame"
-        elif mode == "static":
-            self._status["camera_rotation"] = "static (requested)"
-            self.stats.inc("rotation_static")
+    def _session_config(self) -> SessionConfig:
+        return session_config(self.p)
+
+    def _warn(self, key: str, message: str) -> None:
+        # separate calls: rclpy throttles per call site
+        if key == "time_jump":
+            self.get_logger().warning(message)
         else:
-            self._status["camera_rotation"] = "static camera assumed" + (f" ({'; '.join(notes)})" if notes else "")
-            self.stats.inc("rotation_static")
-        return np.zeros(6)
+            self.get_logger().warning(message, throttle_duration_sec=5.0)
 
-    def _rotation_from(self, source: str, angvel: np.ndarray, notes: list[str] | None = None) -> np.ndarray:
-        if source != "visual" and self._visual is not None:
-            self._visual.reset()          # its previous frame would be stale when it is next needed
-        if source == "visual":
-            notes = [f"{self._visual.last_inliers} of {self._visual.last_tracks} tracks fit", *(notes or [])]
-        self._status["camera_rotation"] = source + (f" ({'; '.join(notes)})" if notes else "")
-        self.stats.inc(f"rotation_{source.lower()}")
-        return angvel
-
-    def _gyro_rotation(self, camera_frame: str, prev: float, stamp: float) -> tuple[np.ndarray | None, str]:
-        if self.stats.seconds_since("imu") < 1.0 and not self._gyro.covers(prev, stamp):
-            # a live IMU stream that has not reached this image yet: give it a moment
-            deadline = time.monotonic() + float(self.p("imu_wait"))
-            while time.monotonic() < deadline and not self._gyro.covers(prev, stamp):
-                time.sleep(0.002)
-        if not len(self._gyro):
-            return None, "no IMU samples"
-        if not self._gyro.covers(prev, stamp):
-            return None, self._gyro.coverage_report(prev, stamp)
-        try:
-            R_ci = self._tf.lookup(camera_frame, self._imu_frame, stamp).R
-        except TransformLookupError as exc:
-            return None, f"IMU extrinsic missing ({exc})"
-        return self._gyro.cam_angvel(prev, stamp, torch.float64, R_cam_imu=R_ci).numpy(), ""
-
-    def _visual_rotation(self, rgb: np.ndarray, stamp: float, cam: CameraModel | None
-                         ) -> tuple[np.ndarray | None, str]:
-        h, w = rgb.shape[:2]
-        if cam is not None:
-            K = np.array([[cam.fx, 0.0, cam.cx], [0.0, cam.fy, cam.cy], [0.0, 0.0, 1.0]])
-            model = cam.distortion_model if cam.distortion_model in DISTORTION_MODELS else "plumb_bob"
-            dist = np.array(cam.distortion) if model == cam.distortion_model and cam.distortion else None
-        else:   # the official fallback camera; lens distortion unknown
-            f = official_focal(w, h)
-            K, model, dist = np.array([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]]), "plumb_bob", None
-        max_gap = float(self.p("visual_rotation_max_gap"))
-        key = (w, h, K.tobytes(), model, None if dist is None else dist.tobytes(), max_gap)
-        try:
-            if self._visual is None or self._visual_key != key:
-                self._visual = VisualRotationEstimator(K, dist, distortion_model=model, max_dt=max_gap)
-                self._visual_key = key
-            delta = self._visual(rgb, self._last_boxes, stamp)
-        except ValueError as exc:
-            self._visual = None
-            return None, str(exc)
-        if delta is None:
-            return None, self._visual.last_status
-        return angvel_from_delta(torch.as_tensor(delta), self._visual.last_dt).numpy(), ""
+    def _wait_for_imu(self, prev: float, stamp: float) -> None:
+        """A live IMU stream that has not reached this image yet gets ``imu_wait`` seconds to do so."""
+        if self.stats.seconds_since("imu") >= 1.0:
+            return
+        deadline = time.monotonic() + float(self.p("imu_wait"))
+        while time.monotonic() < deadline and not self.session.gyro.covers(prev, stamp):
+            time.sleep(0.002)
 
     def _process(self, msg) -> None:
         stamp = stamp_to_sec(msg.header.stamp)
@@ -527,19 +406,6 @@ class WhamNode(LifecycleNode):
                 self.stats.inc("dropped_future_stamp")
                 self._status["last_image_future_stamp"] = f"{ahead:.3g} s ahead of the node clock"
                 return
-        last = self._last_stamp
-        if last is not None and stamp < last - float(self.p("time_jump_threshold")):
-            self.get_logger().warning(f"time jumped back {last - stamp:.2f} s: resetting all tracks")
-            self.stats.inc("time_jumps")
-            self.pipeline.reset()
-            self._gyro.clear()
-            if self._visual is not None:
-                self._visual.reset()
-            self._tf.clear()
-            last = None
-        elif last is not None and stamp <= last:
-            self.stats.inc("dropped_out_of_order")
-            return
         try:
             max_pixels = int(self.p("max_image_pixels"))
             rgb = compressed_to_rgb(msg, max_pixels) if isinstance(msg, CompressedImage) \
@@ -549,35 +415,12 @@ class WhamNode(LifecycleNode):
             self._status["last_image_error"] = str(exc)
             return
         camera_frame = self.p("camera_frame") or msg.header.frame_id
-        h, w = rgb.shape[:2]
-        cam = self._camera                  # read once: the CameraInfo callback may replace it meanwhile
-        if cam is not None and (cam.width, cam.height) != (w, h):
-            cam = None
-        if cam is not None:
-            since = self.stats.seconds_since("camera_info")
-            self._status["camera_info"] = "ok" if since < STREAM_TIMEOUT else \
-                f"stale: none for {since:.1f} s, the last one's intrinsics are used"
-        else:
-            self._status["camera_info"] = (f"rejected ({self._camera_error}): official focal" if self._camera_error
-                                           else "missing or wrong size: official focal")
-        world_from_camera = None
-        try:
-            world_from_camera = self._tf.lookup(self.p("world_frame"), camera_frame, stamp)
-            self._status["world"] = f"TF {self.p('world_frame')}"
-        except TransformLookupError as exc:
-            self._status["world"] = f"per-person WHAM world (no TF: {exc})"
-        cam_angvel = self._camera_rotation(camera_frame, last, stamp, rgb, cam)
-        self._last_angvel = cam_angvel
-        people = self.pipeline.process(rgb, stamp, cam_angvel, focal=cam.focal if cam else None,
-                                       principal=(cam.cx, cam.cy) if cam else None,
-                                       world_from_camera=world_from_camera)
-        for track_id, why in self.pipeline.last_skipped.items():
-            self.stats.inc("wham_steps_skipped")
-            self._status["last_wham_skip"] = f"track {track_id}: {why}"
-            self.get_logger().warning(f"WHAM step skipped for track {track_id}: {why}", throttle_duration_sec=5.0)
-        self._last_stamp = stamp
-        self._last_boxes = np.array([p.detection.bbox for p in people if p.time_since_seen == 0]).reshape(-1, 4)
-        self._publish(people, msg.header.stamp, camera_frame, world_from_camera is not None)
+        self.session.config = self._session_config()
+        result = self.session.process(rgb, stamp, camera_frame, camera_info_age=self.stats.seconds_since("camera_info"),
+                                      stale_after=STREAM_TIMEOUT)
+        if result is None:
+            return
+        self._publish(result.people, msg.header.stamp, camera_frame, result.anchored)
         self.stats.inc("frames")
         self.stats.record_latency(self.get_clock().now().nanoseconds * 1e-9 - stamp)
 
@@ -659,6 +502,7 @@ class WhamNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         s = self.stats
         lat = s.latencies()
+        angvel = self.session.last_angvel if self.session else np.zeros(6)
         pct = (lambda q: f"{1e3 * lat[min(len(lat) - 1, int(q * len(lat)))]:.1f}") if lat else (lambda q: "n/a")
         values = {
             "image rate (Hz)": f"{s.rate('image'):.1f}", "imu rate (Hz)": f"{s.rate('imu'):.1f}",
@@ -667,7 +511,7 @@ class WhamNode(LifecycleNode):
             "latency p50 (ms)": pct(0.5), "latency p95 (ms)": pct(0.95),
             "tracks": self.pipeline.active_tracks if self.pipeline else 0,
             "model device": f"{self.p('device')} ({self.p('precision')})",
-            "camera angular velocity (rad/s)": " ".join(f"{w:.5f}" for w in rate_from_angvel(self._last_angvel)),
+            "camera angular velocity (rad/s)": " ".join(f"{w:.5f}" for w in rate_from_angvel(angvel)),
             **{k: v for k, v in sorted(s.counts.items())}, **self._status,
         }
         problems = self._problems()

@@ -16,7 +16,8 @@ class Param:
 
 PARAMS: tuple[Param, ...] = (
     # model
-    Param("checkpoint", "", "path of the WHAM checkpoint (.pth.tar); required"),
+    Param("checkpoint", "", "path of a WHAM checkpoint (.pth.tar: official or trained by wham-ros train); empty: "
+          "the embedded model wham_ros ships (trained here on free mocap for the free body, CC BY-SA 3.0)"),
     Param("body_model_dir", "", "folder with smpl/SMPL_NEUTRAL.pkl and the J_regressor_*.npy files (e.g. the "
           "official SMPL ones); empty: the free body model install.sh builds ($WHAM_ROS_BODY_MODEL overrides where)"),
     Param("device", "cpu", "torch device for the network", choices=("cpu", "cuda")),
