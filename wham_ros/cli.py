@@ -310,7 +310,8 @@ def run_recording(args: argparse.Namespace) -> int:
                           bag=not args.no_bag, camera_images=args.camera_images, image_topic=args.image_topic,
                           camera_info_topic=args.camera_info_topic, imu_topic=args.imu_topic,
                           gyro_csv=args.gyro_csv, gyro_axes=args.gyro_axes, fps=args.fps,
-                          max_frames=args.max_frames, progress=not args.quiet)
+                          max_frames=args.max_frames, progress=not args.quiet,
+                          demo_conventions=args.demo_conventions, detect_ahead=not args.sequential)
         summary = run(args.input, out, opts)
     except WhamError as exc:
         print(f"run: {exc}", file=sys.stderr)
@@ -390,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-side-panel", action="store_true", help="overlay without the top-view panel")
     p.add_argument("--no-bag", action="store_true", help="no results.mcap")
     p.add_argument("--camera-images", action="store_true", help="store the input frames in results.mcap too")
+    p.add_argument("--demo-conventions", action="store_true",
+                   help="the official demo's offline preprocessing (centred box median, its cam_angvel convention, "
+                        "flip eval, whole-track WHAM) instead of the node's causal one")
+    p.add_argument("--sequential", action="store_true",
+                   help="one thread: do not detect the next image while this one's WHAM step runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_recording)
     from wham_ros import fetch

@@ -121,20 +121,29 @@ class HumanPipeline:
         return TrackInputBuilder(res, focal=focal, principal=principal, box_window=self.box_window,
                                  flip_eval=self.flip_eval)
 
+    def detect(self, rgb: np.ndarray, stamp: float) -> list[Detection]:
+        """The front end's people in one image that WHAM may use (the official rule: enough confident joints).
+
+        Depends on no tracking state, so an offline runner may detect the next image while this one's
+        tracking and WHAM step run; the images must still be detected in order (the front end tracks).
+        """
+        return [d for d in self.estimator(rgb, stamp)
+                if int((d.keypoints[:, 2] > KEYPOINT_THRESHOLD).sum()) >= self.min_confident_keypoints]
+
     def process(self, rgb: np.ndarray, stamp: float, cam_angvel: np.ndarray, *, focal: float | None = None,
-                principal: tuple[float, float] | None = None,
-                world_from_camera: Transform | None = None) -> list[PersonResult]:
+                principal: tuple[float, float] | None = None, world_from_camera: Transform | None = None,
+                detections: list[Detection] | None = None) -> list[PersonResult]:
         """One image: detect, track, advance WHAM for every confirmed person, place them in the world.
 
         cam_angvel (6,): camera rotation from the previous image to this one (zeros for a static camera).
         world_from_camera: TF world <- optical frame at this stamp; None places each person in its own
-        gravity-aligned WHAM world (turned z-up).
+        gravity-aligned WHAM world (turned z-up). detections: :meth:`detect`'s result for this image when
+        it was computed ahead; None detects here.
         """
         h, w = rgb.shape[:2]
         self._frame += 1
-        # the official rule: a detection counts only with enough confident joints
-        detections = [d for d in self.estimator(rgb, stamp)
-                      if int((d.keypoints[:, 2] > KEYPOINT_THRESHOLD).sum()) >= self.min_confident_keypoints]
+        if detections is None:
+            detections = self.detect(rgb, stamp)
         tracks = self.tracker.update(detections, stamp, rgb)
         for dead in self.tracker.dead:
             self.engine.remove_track(dead)

@@ -109,11 +109,13 @@ class CameraSession:
 
     # ---- one image -----------------------------------------------------------------------------------
     def process(self, rgb: np.ndarray, stamp: float, camera_frame: str, *,
-                camera_info_age: float | None = None, stale_after: float = float("inf")) -> FrameResult | None:
+                camera_info_age: float | None = None, stale_after: float = float("inf"),
+                detections: list | None = None) -> FrameResult | None:
         """Track and estimate the people in ``rgb`` (H, W, 3 uint8) stamped ``stamp`` (s).
 
         None when the image is out of order (not newer than the last one, within the time-jump threshold).
         camera_info_age: seconds since the last CameraInfo (for the status); ``stale_after`` marks it stale.
+        detections: the pipeline's ``detect`` of this image when an offline runner computed it ahead.
         """
         last = self.last_stamp
         jumped = False
@@ -146,7 +148,7 @@ class CameraSession:
         focal = cam.focal if cam else None
         principal = (cam.cx, cam.cy) if cam else None
         people = self.pipeline.process(rgb, stamp, cam_angvel, focal=focal, principal=principal,
-                                       world_from_camera=world_from_camera)
+                                       world_from_camera=world_from_camera, detections=detections)
         for track_id, why in self.pipeline.last_skipped.items():
             self.count("wham_steps_skipped")
             self.status["last_wham_skip"] = f"track {track_id}: {why}"
