@@ -27,6 +27,7 @@ from wham_ros.train.accuracy import (
     MeanPoseBaseline,
     check_held_out,
     held_out_from_config,
+    held_out_sets,
     measure,
     set_summary,
     table,
@@ -42,6 +43,9 @@ def main() -> None:
     ap.add_argument("--config", required=True, help="the training config (its held-out subjects and val section)")
     ap.add_argument("--sequences", type=int, default=None, help="at most N sequences per camera set (default all)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--fit", type=int, default=0, metavar="N",
+                    help="also the model on N clips of the TRAINING subjects (seen in training: how well it fits, "
+                         "to tell a data shortage from an under-trained model; never an accuracy figure)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -75,6 +79,13 @@ def main() -> None:
     print(f"targets: {sum(c.met for c in checks)} of {len(checks)} met")
     for c in checks:
         print(f"- {c.line()}")
+    if args.fit:
+        seen = held_out_sets(net.smpl, held.train_clips, cfg.augment, cfg.val.min_frames, cfg.val.seed,
+                             limit=args.fit)
+        fit = measure(net, baseline, seen)
+        print(f"\nfit on the training subjects ({len(seen['moving'])} training clips, the same cameras and noise; "
+              "seen in training, not an accuracy figure):")
+        print(table(fit))
     print(f"\nruntime: {done - started:.1f} s ({built - started:.1f} s loading and building the sets, "
           f"{done - built:.1f} s measuring); load average {os.getloadavg()[0]:.2f} at the end")
 
