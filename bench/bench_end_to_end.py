@@ -2,10 +2,11 @@
 """End to end over real DDS, fed like a live camera: throughput, latency and drops of wham_node.
 
     .venv/bin/python bench/bench_end_to_end.py [--seconds 20] [--people 1|2] [--size 640x480|640x1138]
-        [--rate 30] [--imu-rate 200] [--no-tf] [--tiles N] [--profile OUT.svg]
+        [--rate 30] [--imu-rate 200] [--no-tf] [--tiles N] [--profile OUT.svg] [--embedded]
 
 Starts ``wham_node`` with its shipped ``config/wham.yaml`` defaults (embedded MediaPipe front end,
-WHAM with synthetic weights of the real size, 1 torch thread) in its own process and, from this
+WHAM with synthetic weights of the official size, or with ``--embedded`` the embedded model on the free
+body, 1 torch thread) in its own process and, from this
 process, publishes what a robot's camera driver and IMU publish: per frame an Image (frames of the
 sports2d clip, played back and forth; landscape letterboxed, portrait a 9:16 crop around one
 person), a CameraInfo and a /tf odom -> camera_optical, a static camera_optical -> imu extrinsic, and
@@ -105,6 +106,8 @@ def main() -> None:
     parser.add_argument("--no-tf", action="store_true", help="publish no TF (world anchoring off)")
     parser.add_argument("--tiles", type=int, default=None, help="the node's pose_tiles (default: config/wham.yaml)")
     parser.add_argument("--profile", default="", help="record the node with py-spy into this SVG")
+    parser.add_argument("--embedded", action="store_true", help="the shipped defaults: the embedded model on the "
+                        "free body (default: generated official-size weights on a generated SMPL-size body)")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     portrait = size[1] > size[0]
@@ -117,7 +120,8 @@ def main() -> None:
         params = os.path.join(tmp, "params.yaml")
         with open(params, "w") as f:
             f.write("/**:\n  ros__parameters:\n"
-                    f"    checkpoint: \"{tmp}/wham.pth.tar\"\n    body_model_dir: \"{tmp}/body\"\n"
+                    + ("    checkpoint: \"\"\n    body_model_dir: \"\"\n" if args.embedded else
+                       f"    checkpoint: \"{tmp}/wham.pth.tar\"\n    body_model_dir: \"{tmp}/body\"\n")
                     + (f"    pose_tiles: {args.tiles}\n" if args.tiles else ""))
         log = open(os.path.join(tmp, "node.log"), "w")
         command = [sys.executable, "-m", "wham_ros.ros.node", "--ros-args", "--params-file",

@@ -406,8 +406,9 @@ def test_signal_during_frames_stops_cleanly(ros_context, models, sig):
         assert "RCLError" not in log and "frame failed" not in log and "context is invalid" not in log, log
 
 
-def test_empty_body_model_dir_uses_the_free_body(ros_context, models):
-    """No SMPL given: the node runs on the free body model install.sh builds (its own vertex count)."""
+def test_empty_checkpoint_and_body_model_dir_run_the_embedded_defaults(ros_context, models):
+    """Nothing given: the node runs the embedded model on the free body model install.sh builds (its own vertex
+    count), and tracks people with it."""
     from rclpy.qos import DurabilityPolicy
     from wham_ros.msg import MeshTopology
 
@@ -415,7 +416,7 @@ def test_empty_body_model_dir_uses_the_free_body(ros_context, models):
 
     free = load_body_model("")
     topology = []
-    with launched(models, "free", body_model_dir='""') as (client, _, params):
+    with launched(models, "free", checkpoint='""', body_model_dir='""') as (client, _, params):
         client.node.create_subscription(MeshTopology, "/free/humans/mesh_faces", topology.append, QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         got = client.stream(frames(8), fps=8.0)
@@ -423,6 +424,7 @@ def test_empty_body_model_dir_uses_the_free_body(ros_context, models):
         assert topology[0].num_vertices == free.num_vertices != 6890
         assert len(topology[0].faces) == 3 * int(free.faces_tensor.shape[0])
         assert any(h.state == Human.STATE_TRACKED and any(h.betas) for a in got for h in a.humans)
+        assert "the embedded model" in node_log(params)
 
 
 def test_frames_that_fail_after_good_ones_are_reported(ros_context):

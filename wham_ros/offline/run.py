@@ -36,6 +36,8 @@ import errno
 import os
 import queue
 import shutil
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -114,6 +116,7 @@ class RunSummary:
     rotation_sources: dict[str, int]
     skipped_images: dict[str, int]         # why -> count (undecodable images, out-of-order stamps)
     warnings: list[str] = field(default_factory=list)    # what the results lack or got from a fallback
+    detect_ahead: bool = False             # the front end ran beside the other stages: their times overlap
 
     def table(self) -> str:
         """The end-of-run summary as a plain-text table."""
@@ -123,6 +126,8 @@ class RunSummary:
         for stage, s in self.stages.seconds.items():
             per = 1e3 * s / max(self.frames, 1)
             lines.append(f"{stage:<10} {s:8.1f} {per:9.1f} {1e3 / per if per else float('inf'):7.1f}")
+        if self.detect_ahead:
+            lines.append("(the front end ran in a thread beside the other stages: the stage times overlap)")
         lines += ["", f"{'person':<7} {'frames':>6} {'first':>6} {'last':>6} {'path (m)':>9}"]
         for pid, p in sorted(self.people.items()):
             lines.append(f"{pid:<7} {p['frames']:6d} {p['first']:6d} {p['last']:6d} {p['path_m']:9.2f}")
@@ -212,11 +217,12 @@ class _Outputs:
         from wham_ros.offline.tracks_out import TrackRecorder
 
         self.recorder = TrackRecorder(net.smpl)
-        from wham_ros.ros.messages import decimated_faces
-
-        self.marker_faces = decimated_faces(self.faces, int(param("marker_faces"))) if opts.bag else self.faces
-        if opts.bag:
+        self.publish_tf = bool(param("publish_tf"))
+        if opts.bag:     # the ROS message packages are needed only for results.mcap
             from wham_ros.offline.results_bag import ResultsBag
+            from wham_ros.ros.messages import decimated_faces
+
+            self.marker_faces = decimated_faces(self.faces, int(param("marker_faces")))
 
             self.bag = ResultsBag(os.path.join(staging, "results.mcap"), faces=self.faces,
                                   num_vertices=int(net.smpl.num_vertices))
@@ -242,7 +248,7 @@ class _Outputs:
             header = Header(stamp=header_stamp, frame_id=world if result.anchored else "")
             msgs = frame_messages(result.people, header, result.camera_frame, world, result.anchored,
                                   self.body_model, self.marker_faces, mesh=self.publish_mesh, markers=markers,
-                                  tf=True)
+                                  tf=self.publish_tf)
             self.bag.write_frame(time_ns, msgs)
             if self.opts.camera_images:
                 self.bag.write_image(time_ns, header_stamp, result.camera_frame, rgb)
@@ -428,7 +434,8 @@ def run(input_path: str, out: str, opts: RunOptions | None = None,
     try:
         torch.set_num_threads(int(param("torch_threads")))
         times = StageTimes()
-        pipeline = make_pipeline(param)
+        with _native_stderr_kept():
+            pipeline = make_pipeline(param)
         pipeline.estimator = _TimedEstimator(pipeline.estimator, times)
         rotations: dict[str, int] = {}
         session = CameraSession(pipeline, session_config(param))
@@ -545,7 +552,8 @@ def run(input_path: str, out: str, opts: RunOptions | None = None,
             files = _publish(staging, out, names)
         ok = True
         skipped = {k: v for k, v in feeder.counts.items() if k in ("undecodable", "out of order")}
-        return RunSummary(input_path, out, frames, seconds, times, people, files, rotations, skipped, warnings)
+        return RunSummary(input_path, out, frames, seconds, times, people, files, rotations, skipped, warnings,
+                          opts.detect_ahead)
     finally:
         if ahead is not None:
             ahead.close()
@@ -561,6 +569,30 @@ def run(input_path: str, out: str, opts: RunOptions | None = None,
             if created:
                 with suppress(OSError):     # only when empty: never what someone put there meanwhile
                     os.rmdir(out)
+
+
+@contextmanager
+def _native_stderr_kept() -> Iterator[None]:
+    """Native code's stderr (MediaPipe's runtime prints dozens of INFO / WARNING lines while it builds its
+    graphs, which would bury the progress bar) goes to a temporary file, shown only if the block fails."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):        # no usable file descriptor 2: nothing to keep
+        yield
+        return
+    with tempfile.TemporaryFile() as kept:
+        os.dup2(kept.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            kept.seek(0)
+            sys.stderr.write(kept.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _tally(people: dict[int, dict], last_position: dict[int, np.ndarray], index: int, result: FrameResult) -> None:
