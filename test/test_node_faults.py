@@ -443,3 +443,21 @@ def test_frames_that_fail_after_good_ones_are_reported(ros_context):
         assert max(lvl for lvl, c in node._problems() if "failed" in c) == ERROR
     finally:
         node.destroy_node()
+
+
+def test_callbacks_after_release_are_ignored(ros_context):
+    """A shutdown straight from active releases the session; an IMU, TF or CameraInfo message the executor had
+    queued must not raise into the spin loop (it would kill the node)."""
+    from sensor_msgs.msg import CameraInfo, Imu
+    from tf2_msgs.msg import TFMessage
+
+    from wham_ros.ros.node import WhamNode
+
+    node = WhamNode()
+    try:
+        assert node.session is None
+        node._on_imu(Imu())
+        node._on_tf(TFMessage(), False)
+        node._on_camera_info(CameraInfo())
+    finally:
+        node.destroy_node()

@@ -301,8 +301,10 @@ def run_recording(args: argparse.Namespace) -> int:
         return 2
     given = {"checkpoint": args.checkpoint, "body_model_dir": args.body_model, "front_end": args.front_end,
              "camera_rotation": args.camera_rotation, "torch_threads": args.threads}
-    if args.official:
-        given.update({name: "official" for name in OFFICIAL_PARAMS}, front_end="official")
+    if args.official:      # what the command line names explicitly stays as given
+        for name, value in {**dict.fromkeys(OFFICIAL_PARAMS, "official"), "front_end": "official"}.items():
+            if given.get(name) is None:
+                given[name] = value
     out = args.out or os.path.join("wham_out", os.path.splitext(os.path.basename(os.path.normpath(args.input)))[0])
     try:
         params = params_from_args({**{k: v for k, v in given.items() if v is not None}, **pairs})

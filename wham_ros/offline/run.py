@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -166,20 +166,28 @@ def _prefetch(events: Iterator[Event], depth: int = 16) -> Iterator[Event]:
     done = object()
     stop = threading.Event()
 
+    def put(item) -> bool:
+        """Hand ``item`` over unless the consumer has stopped (a full queue must not block this thread)."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for ev in events:
-                while not stop.is_set():
-                    try:
-                        q.put(ev, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(ev):
                     return
-            q.put(done)
+            put(done)
         except BaseException as exc:   # re-raised in the consumer, which owns the error report
-            q.put(exc)
+            put(exc)
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:      # the recording's file (video capture, bag reader) is released
+                close()
 
     thread = threading.Thread(target=produce, name="wham-run-reader", daemon=True)
     thread.start()
@@ -304,15 +312,20 @@ def _writing(out: str) -> Iterator[None]:
 def _staging(out: str) -> str:
     if os.path.exists(out) and not os.path.isdir(out):
         raise RunError(f"the output folder {out!r} is a file, not a folder")
+    created = not os.path.exists(out)
+    staging = os.path.join(out, f".wham-run-{os.getpid()}")
     try:
         os.makedirs(out, exist_ok=True)
-        staging = os.path.join(out, f".wham-run-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         os.makedirs(staging)
         with open(os.path.join(staging, ".write-test"), "wb") as fh:
             fh.write(b"0" * 4096)
         os.remove(os.path.join(staging, ".write-test"))
     except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            with suppress(OSError):
+                os.rmdir(out)
         raise RunError(f"cannot write to the output folder {out!r}: {exc.strerror or exc}") from exc
     return staging
 
@@ -468,7 +481,7 @@ def run(input_path: str, out: str, opts: RunOptions | None = None,
             if decoded is None:
                 return
             rgb, stamp, frame_id, header_stamp = decoded
-            if frames == 0:
+            if frames == 0 and demo is None:     # the demo conventions use the official focal anyway
                 feeder.check_camera_info(rgb.shape[1], rgb.shape[0], source.topics["camera_info"])
             age = None if feeder.camera_info_time is None else max(0.0, ev.time_ns * 1e-9 - feeder.camera_info_time)
             if ahead.steady(stamp):
@@ -504,30 +517,37 @@ def run(input_path: str, out: str, opts: RunOptions | None = None,
             bar.set_postfix(people=len(pipeline.engine), refresh=False)
 
         events = _prefetch(source.events())
-        while True:
-            read_t = time.perf_counter()
-            try:
-                ev = next(events, None)
-            except InputError as exc:
-                if opts.max_frames is None or images_read < opts.max_frames:
-                    if not images_read:
-                        raise
-                    raise RunError(f"{exc}; no result was written ({images_read} images were read before: "
-                                   f"--max-frames {images_read} processes just those)") from exc
-                warnings.append(f"the recording has an error after the {opts.max_frames} images asked for: {exc}")
-                break
-            times.add("read", time.perf_counter() - read_t)
-            if ev is None:
-                break
-            while pending and ev.time_ns - pending[0].time_ns >= LOOKAHEAD * 1e9:
-                process(pending.pop(0), pending[0] if pending else (ev if ev.kind == "image" else None))
-            if opts.max_frames is not None and frames >= opts.max_frames:
-                break
-            if ev.kind == "image":
-                images_read += 1
-                pending.append(ev)
-            else:
-                feeder.side(ev)
+        try:
+            while True:
+                read_t = time.perf_counter()
+                try:
+                    ev = next(events, None)
+                except InputError as exc:
+                    if opts.max_frames is None or images_read < opts.max_frames:
+                        if not images_read:
+                            raise
+                        raise RunError(f"{exc}; no result was written ({images_read} images were read before: "
+                                       f"--max-frames {images_read} processes just those)") from exc
+                    warnings.append(f"the recording has an error after the {opts.max_frames} images asked for: {exc}")
+                    break
+                times.add("read", time.perf_counter() - read_t)
+                if ev is None:
+                    break
+                while pending and ev.time_ns - pending[0].time_ns >= LOOKAHEAD * 1e9:
+                    if opts.max_frames is not None and frames >= opts.max_frames:
+                        break
+                    last = opts.max_frames is not None and frames + 1 >= opts.max_frames
+                    following = pending[1] if len(pending) > 1 else (ev if ev.kind == "image" else None)
+                    process(pending.pop(0), None if last else following)
+                if opts.max_frames is not None and frames >= opts.max_frames:
+                    break
+                if ev.kind == "image":
+                    images_read += 1
+                    pending.append(ev)
+                else:
+                    feeder.side(ev)
+        finally:
+            events.close()     # stops the reader thread (and its file) after a break or an error
         for i, ev in enumerate(pending):
             if opts.max_frames is not None and frames >= opts.max_frames:
                 break
@@ -571,10 +591,15 @@ def run(input_path: str, out: str, opts: RunOptions | None = None,
                     os.rmdir(out)
 
 
+#: line starts of what MediaPipe's runtime (LiteRT, XNNPACK, absl) prints while it builds its graphs
+_NATIVE_CHATTER = ("INFO: ", "WARNING: [", "WARNING: Logging before", "W0000 ", "I0000 ")
+
+
 @contextmanager
 def _native_stderr_kept() -> Iterator[None]:
     """Native code's stderr (MediaPipe's runtime prints dozens of INFO / WARNING lines while it builds its
-    graphs, which would bury the progress bar) goes to a temporary file, shown only if the block fails."""
+    graphs, which would bury the progress bar) goes to a temporary file: all of it is shown if the block
+    fails, else everything but that chatter (a warning of the model loader still reaches the user)."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -583,16 +608,21 @@ def _native_stderr_kept() -> Iterator[None]:
         return
     with tempfile.TemporaryFile() as kept:
         os.dup2(kept.fileno(), 2)
+        failed = False
         try:
             yield
         except BaseException:
-            os.dup2(saved, 2)
-            kept.seek(0)
-            sys.stderr.write(kept.read().decode(errors="replace"))
+            failed = True
             raise
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            kept.seek(0)
+            lines = kept.read().decode(errors="replace").splitlines(keepends=True)
+            # on success only the runtime's own chatter is dropped: Python's warnings and logs are kept
+            shown = lines if failed else [line for line in lines if not line.startswith(_NATIVE_CHATTER)]
+            sys.stderr.write("".join(shown))
 
 
 def _tally(people: dict[int, dict], last_position: dict[int, np.ndarray], index: int, result: FrameResult) -> None:
@@ -615,17 +645,19 @@ def _write_demo(demo, source: InputSource, session: CameraSession, camera_frame:
     again = _Feeder(session, int(param("max_image_pixels")))      # a fresh count: nothing is counted twice
     decode = lambda ev: again.image(ev, camera_frame)
     if demo.needs_images:
-        for index, _, (rgb, *_rest) in demo.replay(_prefetch(source.events()), decode):
-            demo.add_image(index, rgb)
+        with closing(_prefetch(source.events())) as events:
+            for index, _, (rgb, *_rest) in demo.replay(events, decode):
+                demo.add_image(index, rgb)
     t0 = time.perf_counter()
     demo.solve()
     times.add("WHAM", time.perf_counter() - t0)
-    for index, ev, (rgb, stamp, _, header_stamp) in demo.replay(_prefetch(source.events()), decode):
-        result = demo.frame_result(index)
-        with _writing(out):
-            outputs.frame(index, ev.time_ns, rgb, result, times,
-                          header_stamp if header_stamp is not None else _stamp_msg(stamp))
-        _tally(people, last_position, index, result)
+    with closing(_prefetch(source.events())) as events:
+        for index, ev, (rgb, stamp, _, header_stamp) in demo.replay(events, decode):
+            result = demo.frame_result(index)
+            with _writing(out):
+                outputs.frame(index, ev.time_ns, rgb, result, times,
+                              header_stamp if header_stamp is not None else _stamp_msg(stamp))
+            _tally(people, last_position, index, result)
 
 
 class _DetectAhead:

@@ -257,9 +257,7 @@ class WhamNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+        self._unsubscribe()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -268,8 +266,14 @@ class WhamNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
+        self._unsubscribe()          # active -> shutdown skips on_deactivate
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
 
     def _stop_worker(self) -> None:
         self._stop.set()
@@ -316,15 +320,21 @@ class WhamNode(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.stats.arrived("camera_info")
+        session = self.session       # None once released: a callback the executor had queued still runs
+        if session is None:
+            return
         try:
-            self.session.set_camera(camera_info_to_model(msg, int(self.p("max_image_pixels"))))
+            session.set_camera(camera_info_to_model(msg, int(self.p("max_image_pixels"))))
         except ConversionError as exc:
             self.stats.inc("bad_camera_info")
-            self.session.set_camera(None, str(exc))
+            session.set_camera(None, str(exc))
             self.get_logger().warning(f"CameraInfo rejected: {exc}", throttle_duration_sec=10.0)
 
     def _on_imu(self, msg: Imu) -> None:
         self.stats.arrived("imu")
+        session = self.session
+        if session is None:
+            return
         try:
             sample = imu_to_sample(msg)
             ahead = self._ahead(sample.stamp, self._now())
@@ -332,12 +342,15 @@ class WhamNode(LifecycleNode):
                 self.stats.inc("imu_future_stamp")
                 self._status["last_imu_future_stamp"] = f"{ahead:.3g} s ahead of the node clock"
                 return
-            self.session.add_imu(sample.stamp, sample.angular_velocity, sample.frame_id)
+            session.add_imu(sample.stamp, sample.angular_velocity, sample.frame_id)
         except (ConversionError, ValueError) as exc:
             self.stats.inc("bad_imu")
             self._status["last_imu_error"] = str(exc)
 
     def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        session = self.session
+        if session is None:
+            return
         now = None if static else self._now()          # static transforms hold at every time
         for tf in msg.transforms:
             t, r = tf.transform.translation, tf.transform.rotation
@@ -349,8 +362,8 @@ class WhamNode(LifecycleNode):
                                                         f"{ahead:.3g} s ahead of the node clock")
                 continue
             try:
-                self.session.set_transform(tf.header.frame_id, tf.child_frame_id, stamp, (t.x, t.y, t.z),
-                                           (r.x, r.y, r.z, r.w), static=static)
+                session.set_transform(tf.header.frame_id, tf.child_frame_id, stamp, (t.x, t.y, t.z),
+                                      (r.x, r.y, r.z, r.w), static=static)
             except ValueError as exc:
                 self.stats.inc("bad_tf")
                 self._status["last_tf_error"] = str(exc)

@@ -8,6 +8,7 @@ difference ``||fp16 - fp32|| / ||fp32||`` must be at most ``tolerance``; else th
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -94,14 +95,18 @@ def export_model(run: str, out: str, *, fp16: bool = True, tolerance: float = 0.
     kept = {k: ckpt[k] for k in KEPT if k in ckpt}
     state = {k: v for k, v in ckpt["model"].items() if not k.startswith("smpl.")}
     report = ExportReport(out, "float32", 0)
-    if fp16:
-        half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    # a weight beyond fp16's range (65504) would become inf: such a network stays fp32
+    if fp16 and all(bool(torch.isfinite(v).all()) for v in half.values() if v.is_floating_point()):
         net16 = build_network({**kept, "model": half}, body_dir)
         sequences = held_out(cfg)
         report.relative_error = relative_errors(net32, net16, sequences)
         report.metrics_fp32, report.metrics_stored = evaluate(net32, sequences), evaluate(net16, sequences)
-        if max(report.relative_error.values()) <= tolerance:
+        errors = list(report.relative_error.values())
+        if all(math.isfinite(e) for e in errors) and max(errors) <= tolerance:
             state, report.dtype = half, "float16"
+        else:
+            report.metrics_stored = report.metrics_fp32
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
     torch.save({**kept, "model": state, "stored_dtype": report.dtype}, tmp)
