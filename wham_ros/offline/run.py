@@ -234,7 +234,7 @@ class _Outputs:
 
             self.bag = ResultsBag(os.path.join(staging, "results.mcap"), faces=self.faces,
                                   num_vertices=int(net.smpl.num_vertices))
-            self.bag.__enter__()
+            self.bag.open()
 
     def frame(self, index: int, time_ns: int, rgb: np.ndarray, result: FrameResult, times: StageTimes,
               header_stamp) -> None:
@@ -275,8 +275,11 @@ class _Outputs:
     def close(self, ok: bool) -> list[str]:
         names = []
         if self.bag is not None:
-            self.bag.__exit__(None if ok else RunError, None, None)
-            names.append("results.mcap")
+            if ok:
+                self.bag.close()
+                names.append("results.mcap")
+            else:
+                self.bag.abort()
         if self.overlay is not None:
             if ok:
                 self.overlay.close()
